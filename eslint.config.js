@@ -1,0 +1,75 @@
+// @ts-check
+import js from '@eslint/js';
+import n from 'eslint-plugin-n';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['dist/', 'node_modules/', 'data/', 'coverage/'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+    },
+  },
+  {
+    files: ['src/**/*.ts'],
+    plugins: { n },
+    rules: {
+      // Edges and core: only src/cli/main.ts (via bin/wa.js) decides how the process ends, and only
+      // src/cli/output.ts writes to the terminal.
+      'n/no-process-exit': 'error',
+      'no-console': 'error',
+      'no-restricted-properties': [
+        'error',
+        { object: 'process', property: 'exit', message: 'return an exit code from the command instead' },
+        { object: 'process', property: 'env', message: 'read configuration in src/cli/main.ts and pass it down' },
+        { object: 'process', property: 'argv', message: 'only src/cli/main.ts sees argv' },
+      ],
+    },
+  },
+  {
+    // Baileys costs ~200 ms to load: read-only commands and the CLI edge must never import it at runtime.
+    files: [
+      'src/cli/**/*.ts',
+      'src/commands/status.ts',
+      'src/commands/add.ts',
+      'src/commands/rm.ts',
+      'src/store/**/*.ts',
+    ],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            {
+              name: '@whiskeysockets/baileys',
+              allowTypeImports: true,
+              message: 'load Baileys lazily, only in commands that open a socket',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['**/*.js', 'test/**/*.ts', 'bench/**/*'],
+    ...tseslint.configs.disableTypeChecked,
+  },
+  {
+    files: ['bin/**/*.js', 'bench/**/*.js', 'test/**/*.js', 'test/**/*.ts'],
+    languageOptions: {
+      globals: {
+        process: 'readonly',
+        console: 'readonly',
+        Buffer: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        setInterval: 'readonly',
+        clearInterval: 'readonly',
+        URL: 'readonly',
+      },
+    },
+  },
+);

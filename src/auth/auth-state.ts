@@ -1,0 +1,92 @@
+import type {
+  AuthenticationCreds,
+  AuthenticationState,
+  SignalDataSet,
+  SignalDataTypeMap,
+} from '@whiskeysockets/baileys';
+import { storageError } from '../errors.js';
+import { assertSessionId } from '../session-id.js';
+import { CREDS_KEY, dataKeyFor, decodeValue, encodeValue } from '../store/codec.js';
+import { summaryOf } from '../store/creds-summary.js';
+import type { SessionStore, ValueChange } from '../store/types.js';
+
+export interface StoreAuthState {
+  /** Pass as `auth` to `makeWASocket`. */
+  state: AuthenticationState;
+  /** Saves the whole `state.creds` atomically; call it on every `creds.update`. */
+  saveCreds: () => Promise<void>;
+  /** Deletes the session's creds and keys (the session stays registered, `unpaired`). */
+  clear: () => Promise<void>;
+}
+
+function decodeStored(sessionId: string, dataKey: string, text: string): unknown {
+  try {
+    return decodeValue(text);
+  } catch (error) {
+    throw storageError('E_CORRUPT', `session '${sessionId}': stored value '${dataKey}' is not valid JSON`, {
+      hint: dataKey === CREDS_KEY ? `wa logout ${sessionId} --force, then wa connect ${sessionId}` : undefined,
+      cause: error,
+    });
+  }
+}
+
+/** Reads a session's creds as Baileys will see them; undefined when none are stored. */
+export async function loadCreds(store: SessionStore, sessionId: string): Promise<AuthenticationCreds | undefined> {
+  const text = await store.readCreds(sessionId);
+  return text === undefined ? undefined : (decodeStored(sessionId, CREDS_KEY, text) as AuthenticationCreds);
+}
+
+/**
+ * A Baileys auth state over any SessionStore, equivalent to `useMultiFileAuthState` value for value:
+ * the same keys, the same bytes, `null` (and any falsy value) deletes, missing ids read as `null`.
+ * Unlike the file store it never turns unreadable creds into fresh ones (a new identity, a new QR):
+ * corrupt data throws a storage error naming the session and key.
+ */
+export async function useStoreAuthState(store: SessionStore, sessionId: string): Promise<StoreAuthState> {
+  assertSessionId(sessionId);
+  // Baileys is loaded only here (library users and socket-opening commands have it loaded anyway).
+  const { initAuthCreds, proto } = await import('@whiskeysockets/baileys');
+  await store.ensureSession(sessionId);
+  const creds = (await loadCreds(store, sessionId)) ?? initAuthCreds();
+
+  const keys = {
+    async get<T extends keyof SignalDataTypeMap>(
+      type: T,
+      ids: string[],
+    ): Promise<{ [id: string]: SignalDataTypeMap[T] }> {
+      const dataKeys = ids.map((id) => dataKeyFor(type, id));
+      const found = await store.readValues(sessionId, dataKeys);
+      const result: { [id: string]: SignalDataTypeMap[T] } = {};
+      ids.forEach((id, i) => {
+        const dataKey = dataKeys[i]!;
+        const text = found.get(dataKey);
+        let value: unknown = text === undefined ? null : decodeStored(sessionId, dataKey, text);
+        // protobufjs' toJSON turned the Buffer into base64 and the Long into a string; fromObject restores
+        // both, exactly as useMultiFileAuthState does.
+        if (type === 'app-state-sync-key' && value) {
+          value = proto.Message.AppStateSyncKeyData.fromObject(value);
+        }
+        result[id] = value as SignalDataTypeMap[T];
+      });
+      return result;
+    },
+    async set(data: SignalDataSet): Promise<void> {
+      const changes: ValueChange[] = [];
+      for (const type in data) {
+        const values = data[type as keyof SignalDataSet] as Record<string, unknown> | undefined;
+        for (const id in values) {
+          const value = values[id];
+          changes.push([dataKeyFor(type, id), value ? encodeValue(value) : null]);
+        }
+      }
+      // One call, one transaction: Baileys retries a commit that throws, so it must never half-apply.
+      await store.writeValues(sessionId, changes);
+    },
+  };
+
+  return {
+    state: { creds, keys },
+    saveCreds: () => store.writeCreds(sessionId, encodeValue(creds), summaryOf(creds)),
+    clear: () => store.clearAuth(sessionId),
+  };
+}

@@ -1,0 +1,38 @@
+import { existsSync } from 'node:fs';
+import type { Config } from '../config.js';
+import { isPostgresUrl } from '../config.js';
+import { usageError, WaError } from '../errors.js';
+import type { SessionStore } from '../store/types.js';
+import type { Output } from './output.js';
+
+/** What every command receives from the CLI edge; commands never read process.* themselves. */
+export interface Context {
+  config: Config;
+  out: Output;
+  env: Readonly<Record<string, string | undefined>>;
+  /**
+   * 'write' creates and migrates the database as needed. 'read' never creates one: it returns undefined
+   * when the SQLite file does not exist, and falls back to a read-only connection when the file cannot
+   * be written (so `wa status` works on a read-only copy).
+   */
+  openStore(mode: 'write'): Promise<SessionStore>;
+  openStore(mode: 'read'): Promise<SessionStore | undefined>;
+}
+
+export async function openStore(config: Config, mode: 'write' | 'read'): Promise<SessionStore | undefined> {
+  if (isPostgresUrl(config.db)) {
+    throw usageError('E_BACKEND', 'PostgreSQL databases are not supported by this version of wa yet', {
+      hint: 'use a SQLite file path with --db',
+    });
+  }
+  const { SqliteStore } = await import('../store/sqlite.js');
+  if (mode === 'read' && config.db !== ':memory:' && !existsSync(config.db)) return undefined;
+  try {
+    return new SqliteStore(config.db);
+  } catch (error) {
+    if (mode === 'read' && error instanceof WaError && error.code === 'E_DB_READONLY') {
+      return new SqliteStore(config.db, { readonly: true });
+    }
+    throw error;
+  }
+}

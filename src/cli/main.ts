@@ -1,0 +1,138 @@
+/**
+ * The CLI edge: parses argv, builds the context, runs one command, and maps its result or error to
+ * output and an exit code. The only module that reads process.argv/env or decides the exit code.
+ * Commands are imported lazily so `wa status` never loads Baileys (or anything it does not use).
+ */
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { resolveConfig, type GlobalFlags } from '../config.js';
+import { ExitCode, isWaError, usageError, type ExitCode as ExitCodeType } from '../errors.js';
+import { openStore, type Context } from './context.js';
+import { createOutput, type Output, type OutputStreams } from './output.js';
+
+export interface CliIo extends OutputStreams {
+  argv: readonly string[];
+  env: Readonly<Record<string, string | undefined>>;
+}
+
+const VERSION = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
+
+export async function run(io: CliIo): Promise<ExitCodeType> {
+  let out: Output = createOutput(io, io.argv.includes('--json'), io.env);
+  let exitCode: ExitCodeType = ExitCode.ok;
+  let debug = false;
+  const program = new Command('wa');
+  const usageOutput: string[] = [];
+
+  program
+    .description('Keep WhatsApp Web (Baileys) sessions connected, stored in SQLite or PostgreSQL.')
+    .version(VERSION, '-V, --version')
+    .option(
+      '--db <path-or-url>',
+      'database: a SQLite file or a postgres:// URL (env: WA_DB, DATABASE_URL; default ./data/wa.db)',
+    )
+    .option('--ws-url <url>', 'WhatsApp WebSocket endpoint (env: WA_WS_URL)')
+    .addOption(new Option('--log-level <level>', 'log level (env: WA_LOG_LEVEL; default warn, info for serve)'))
+    .option('--json', 'machine-readable output on stdout')
+    .showSuggestionAfterError()
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => void io.stdout.write(text),
+      writeErr: (text) => void io.stderr.write(text),
+      outputError: (text) => void usageOutput.push(text.replace(/^error: /, '').trim()),
+    });
+
+  const action =
+    <A extends unknown[]>(load: () => Promise<(ctx: Context, ...args: A) => Promise<ExitCodeType | void>>) =>
+    async (...args: unknown[]): Promise<void> => {
+      const command = args[args.length - 1] as Command;
+      const config = resolveConfig(command.optsWithGlobals<GlobalFlags>(), io.env);
+      out = createOutput(io, config.json, io.env);
+      debug = config.logLevel === 'debug' || config.logLevel === 'trace';
+      const ctx = {
+        config,
+        out,
+        env: io.env,
+        openStore: (mode: 'read' | 'write') => openStore(config, mode),
+      } as Context;
+      const fn = await load();
+      // commander passes (...positionals, options, command); commands take (ctx, ...positionals, options).
+      exitCode = (await fn(ctx, ...(args.slice(0, -1) as A))) ?? ExitCode.ok;
+    };
+
+  program
+    .command('add')
+    .description('register a session (no network)')
+    .argument('<id>', 'session id')
+    .option('--label <text>', 'a note shown by wa status')
+    .action(action(async () => (await import('../commands/add.js')).add));
+
+  program
+    .command('status')
+    .description('show every session, or one (exit 0 when it is paired, 3 when not)')
+    .argument('[id]', 'session id')
+    .action(action(async () => (await import('../commands/status.js')).status));
+
+  program
+    .command('rm')
+    .description('delete a session and all its data')
+    .argument('<id>', 'session id')
+    .option('--force', 'also remove a paired session (the phone keeps listing the device)')
+    .action(action(async () => (await import('../commands/rm.js')).rm));
+
+  program
+    .command('import')
+    .description('copy a useMultiFileAuthState folder into the database')
+    .argument('<id>', 'session id (created if missing)')
+    .argument('<dir>', 'the folder')
+    .option('--force', 'replace the credentials and keys the session already has')
+    .action(action(async () => (await import('../commands/import.js')).importFolder));
+
+  program
+    .command('export')
+    .description('write a session out as a useMultiFileAuthState folder')
+    .argument('<id>', 'session id')
+    .argument('<dir>', 'a new or empty folder')
+    .action(action(async () => (await import('../commands/export.js')).exportFolder));
+
+  try {
+    if (io.argv.length === 0) {
+      io.stderr.write(program.helpInformation());
+      return ExitCode.usage;
+    }
+    await program.parseAsync([...io.argv], { from: 'user' });
+    return exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (
+        error.code === 'commander.helpDisplayed' ||
+        error.code === 'commander.version' ||
+        error.code === 'commander.help'
+      ) {
+        return error.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
+      }
+      return report(out, usageError(error.code, usageOutput.join(' ') || error.message, { hint: 'wa --help' }), debug);
+    }
+    return report(out, error, debug);
+  }
+}
+
+/** Errors go to stderr as `Error:` and `Try:` lines; stdout stays empty (connect's --json stream reports its own). */
+function report(out: Output, error: unknown, debug: boolean): ExitCodeType {
+  if (isWaError(error)) {
+    out.info(`Error: ${error.message}`);
+    if (error.hint) out.info(`Try: ${error.hint}`);
+    if (debug && error.cause instanceof Error && error.cause.stack) out.info(error.cause.stack);
+    return error.exitCode;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  out.info(`Error: ${message}`);
+  out.info(
+    debug && error instanceof Error && error.stack
+      ? error.stack
+      : 'This is a bug in wa: please report it, with the output of --log-level debug.',
+  );
+  return ExitCode.unexpected;
+}

@@ -1,0 +1,40 @@
+import type { CredsSummary } from './types.js';
+
+interface CredsShape {
+  me?: { id?: unknown; name?: unknown } | null;
+  account?: unknown;
+}
+
+/**
+ * What the registry keeps about a creds value. "Paired" means `creds.account` is present: a pairing-code
+ * request sets `creds.me` before the phone has accepted anything, so `me` alone proves nothing
+ * (shared/reference/baileys-v7.md §2).
+ */
+export function summaryOf(creds: CredsShape): CredsSummary {
+  const paired = creds.account !== undefined && creds.account !== null;
+  const me = paired ? creds.me : undefined;
+  return {
+    paired,
+    jid: typeof me?.id === 'string' ? me.id : null,
+    name: typeof me?.name === 'string' ? me.name : null,
+  };
+}
+
+/** Summarizes stored creds text; undefined when it is not valid JSON. */
+export function summarizeCreds(text: string): CredsSummary | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof parsed !== 'object' || parsed === null) return undefined;
+  return summaryOf(parsed);
+}
+
+/** `15551234567:12@s.whatsapp.net` → `15551234567`. */
+export function phoneOf(jid: string | null): string | null {
+  if (!jid) return null;
+  const user = jid.split('@')[0]?.split(':')[0] ?? '';
+  return /^\d+$/.test(user) ? user : null;
+}

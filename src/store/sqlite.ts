@@ -1,0 +1,549 @@
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import { storageError, usageError, WaError } from '../errors.js';
+import { CREDS_KEY } from './codec.js';
+import { summarizeCreds } from './creds-summary.js';
+import type {
+  CredsSummary,
+  Lease,
+  LeaseResult,
+  SessionPatch,
+  SessionRecord,
+  SessionState,
+  SessionStore,
+  ValueChange,
+} from './types.js';
+
+/** The schema version this code writes; a database with a higher `user_version` is refused. */
+export const SQLITE_SCHEMA_VERSION = 1;
+
+export interface SqliteStoreOptions {
+  /** Open without writing anything (no migration, no pragmas that write); for read-only commands. */
+  readonly?: boolean;
+}
+
+type Db = Database.Database;
+
+interface SessionRow {
+  id: string;
+  label: string | null;
+  state: SessionState;
+  jid: string | null;
+  name: string | null;
+  created_at: string;
+  paired_at: string | null;
+  last_connected_at: string | null;
+  last_disconnect_code: number | null;
+  last_disconnect_reason: string | null;
+  last_disconnect_at: string | null;
+  connection: SessionRecord['connection'];
+  owner_id: string | null;
+  owner_host: string | null;
+  owner_pid: number | null;
+  lease_expires_at: number | null;
+  creds_valid: number | null;
+}
+
+const MIGRATIONS: ReadonlyArray<(db: Db) => void> = [
+  // v1: the registry and leases beside the seed's `whatsapp_auth`, which is kept exactly as it was
+  // (CREATE IF NOT EXISTS) so a database made by the seed is adopted in place.
+  (db) => {
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS whatsapp_auth (
+        session_id TEXT NOT NULL,
+        data_key   TEXT NOT NULL,
+        data_value TEXT NOT NULL,
+        updated_at TEXT,
+        PRIMARY KEY (session_id, data_key)
+      );
+      -- Lets status and adoption find every session's creds without scanning all keys.
+      CREATE INDEX IF NOT EXISTS whatsapp_auth_creds ON whatsapp_auth (session_id) WHERE data_key = 'creds';
+      CREATE TABLE wa_sessions (
+        id                     TEXT PRIMARY KEY,
+        label                  TEXT,
+        state                  TEXT NOT NULL DEFAULT 'unpaired',
+        jid                    TEXT,
+        name                   TEXT,
+        created_at             TEXT NOT NULL,
+        paired_at              TEXT,
+        last_connected_at      TEXT,
+        last_disconnect_code   INTEGER,
+        last_disconnect_reason TEXT,
+        last_disconnect_at     TEXT,
+        connection             TEXT NOT NULL DEFAULT 'closed'
+      );
+      CREATE TABLE wa_leases (
+        session_id TEXT PRIMARY KEY,
+        owner_id   TEXT NOT NULL,
+        host       TEXT NOT NULL,
+        pid        INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+      );
+    `);
+  },
+];
+
+const now = (): string => new Date().toISOString();
+
+/** Maps SQLite's error codes to what a user can act on. */
+function translate(error: unknown, location: string): Error {
+  // Non-SQLite errors (bugs, closed connections) pass through unchanged and surface as unexpected.
+  if (error instanceof WaError) return error;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code !== 'string' || !code.startsWith('SQLITE_'))
+    return error instanceof Error ? error : new Error(String(error));
+  if (code === 'SQLITE_NOTADB')
+    return storageError('E_DB_NOT_SQLITE', `${location} is not a SQLite database`, {
+      hint: 'wa --db <path-to-a-new-or-wa-database> status',
+      cause: error,
+    });
+  if (code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_PERM'))
+    return storageError('E_DB_READONLY', `cannot write to the database ${location} (read-only file or directory)`, {
+      hint: `check the permissions of ${location} and its directory`,
+      cause: error,
+    });
+  if (code.startsWith('SQLITE_CORRUPT'))
+    return storageError('E_DB_CORRUPT', `the database ${location} is corrupt`, { cause: error });
+  if (code.startsWith('SQLITE_BUSY'))
+    return storageError('E_DB_BUSY', `the database ${location} stayed locked by another process for 5 s`, {
+      cause: error,
+    });
+  if (code === 'SQLITE_FULL' || code.startsWith('SQLITE_IOERR'))
+    return storageError('E_DB_IO', `cannot write to the database ${location}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  return storageError('E_DB', `database error on ${location}: ${(error as Error).message}`, { cause: error });
+}
+
+function openDatabase(path: string, readonly: boolean): Db {
+  if (path !== ':memory:' && !readonly) {
+    try {
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    } catch (error) {
+      throw storageError(
+        'E_DB_DIR',
+        `cannot create the directory for the database ${path}: ${(error as Error).message}`,
+        {
+          hint: 'pass a writable location with --db or WA_DB',
+          cause: error,
+        },
+      );
+    }
+    try {
+      // Create the file ourselves so it is 0600 from the first byte (SQLite would use the umask).
+      closeSync(openSync(path, 'a', 0o600));
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EISDIR') throw usageError('E_DB_PATH', `the database path ${path} is a directory`);
+      throw storageError('E_DB_READONLY', `cannot open the database ${path} for writing: ${(error as Error).message}`, {
+        hint: `check the permissions of ${path} and its directory`,
+        cause: error,
+      });
+    }
+  }
+  try {
+    return new Database(path, { readonly, fileMustExist: readonly });
+  } catch (error) {
+    throw translate(error, path);
+  }
+}
+
+export class SqliteStore implements SessionStore {
+  readonly backend = 'sqlite' as const;
+  readonly location: string;
+  readonly db: Db;
+  private readonly ownsDb: boolean;
+  private readonly readonly: boolean;
+  private readonly stmts: ReturnType<typeof prepare>;
+
+  /**
+   * Opens (creating and migrating as needed) a wa database. `target` is a file path, `:memory:`, or an
+   * open better-sqlite3 Database, which the store then uses as is and does not close.
+   */
+  constructor(target: string | Db, options: SqliteStoreOptions = {}) {
+    this.readonly = options.readonly ?? false;
+    if (typeof target === 'string') {
+      this.location = target === ':memory:' ? target : resolve(target);
+      this.db = openDatabase(this.location, this.readonly);
+      this.ownsDb = true;
+    } else {
+      this.location = target.name;
+      this.db = target;
+      this.ownsDb = false;
+    }
+    try {
+      this.configure();
+      this.migrate();
+      this.stmts = prepare(this.db);
+    } catch (error) {
+      if (this.ownsDb) this.db.close();
+      throw translate(error, this.location);
+    }
+  }
+
+  private configure(): void {
+    if (this.readonly) {
+      this.db.pragma('query_only = ON');
+    } else {
+      this.db.pragma('journal_mode = WAL');
+    }
+    // Readers (wa status) and writers (a daemon) in other processes wait for each other instead of failing.
+    this.db.pragma('busy_timeout = 5000');
+    // FULL, not WAL's usual NORMAL: NORMAL may lose the last commits on power loss, and a lost ratchet or
+    // pre-key write means undecryptable messages or a broken login. Auth writes are small and rare
+    // enough (a handful per message) that one fsync per commit costs little; bench:store measures it.
+    this.db.pragma('synchronous = FULL');
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version > SQLITE_SCHEMA_VERSION) {
+      throw storageError(
+        'E_SCHEMA_NEWER',
+        `the database ${this.location} was written by a newer wa (schema v${version}; this wa knows v${SQLITE_SCHEMA_VERSION})`,
+        { hint: 'upgrade wa (npm install -g wa@latest)' },
+      );
+    }
+    if (version === SQLITE_SCHEMA_VERSION) return;
+    if (this.readonly) {
+      throw storageError(
+        'E_SCHEMA_OLD',
+        `the database ${this.location} needs a schema upgrade (v${version} to v${SQLITE_SCHEMA_VERSION}), which needs write access`,
+        { hint: `make ${this.location} writable and run any wa command once` },
+      );
+    }
+    this.db
+      .transaction(() => {
+        for (let v = version; v < SQLITE_SCHEMA_VERSION; v++) MIGRATIONS[v]!(this.db);
+        this.db.pragma(`user_version = ${SQLITE_SCHEMA_VERSION}`);
+      })
+      .immediate();
+  }
+
+  private run<T>(fn: () => T): Promise<T> {
+    try {
+      return Promise.resolve(fn());
+    } catch (error) {
+      return Promise.reject(translate(error, this.location));
+    }
+  }
+
+  /** Adopts sessions that have creds in `whatsapp_auth` but no registry row (a seed database, or foreign writers). */
+  private adoptOrphans(): void {
+    const orphans = this.stmts.orphans.all() as Array<{ session_id: string; data_value: string }>;
+    if (orphans.length === 0 || this.readonly) return;
+    const at = now();
+    this.db
+      .transaction(() => {
+        for (const { session_id, data_value } of orphans) {
+          const summary = summarizeCreds(data_value);
+          this.stmts.insertSession.run(session_id, null, at);
+          if (summary) this.applySummary(session_id, summary, at);
+        }
+      })
+      .immediate();
+  }
+
+  private applySummary(id: string, summary: CredsSummary, at: string): void {
+    this.stmts.applySummary.run({ id, paired: summary.paired ? 1 : 0, jid: summary.jid, name: summary.name, at });
+  }
+
+  listSessions(): Promise<SessionRecord[]> {
+    return this.run(() => {
+      this.adoptOrphans();
+      // In read-only mode orphans cannot be registered, so they are listed as derived from their creds.
+      const rows = (this.stmts.listSessions.all() as SessionRow[]).map(toRecord);
+      if (this.readonly) {
+        for (const { session_id, data_value } of this.stmts.orphans.all() as Array<{
+          session_id: string;
+          data_value: string;
+        }>) {
+          rows.push(orphanRecord(session_id, data_value));
+        }
+        rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      }
+      return rows;
+    });
+  }
+
+  getSession(id: string): Promise<SessionRecord | undefined> {
+    return this.run(() => {
+      let row = this.stmts.getSession.get(id) as SessionRow | undefined;
+      if (!row) {
+        const creds = this.stmts.readCreds.get(id) as { data_value: string } | undefined;
+        if (!creds) return undefined;
+        if (this.readonly) return orphanRecord(id, creds.data_value);
+        this.adoptOrphans();
+        row = this.stmts.getSession.get(id) as SessionRow | undefined;
+      }
+      return row && toRecord(row);
+    });
+  }
+
+  createSession(id: string, label: string | null): Promise<SessionRecord> {
+    return this.run(() => {
+      this.adoptOrphans();
+      const inserted = this.stmts.insertSession.run(id, label, now());
+      if (inserted.changes === 0) {
+        throw usageError('E_SESSION_EXISTS', `session '${id}' already exists`, { hint: `wa status ${id}` });
+      }
+      return toRecord(this.stmts.getSession.get(id) as SessionRow);
+    });
+  }
+
+  ensureSession(id: string): Promise<void> {
+    return this.run(() => {
+      this.stmts.insertSession.run(id, null, now());
+    });
+  }
+
+  deleteSession(id: string): Promise<boolean> {
+    return this.run(() =>
+      this.db
+        .transaction(() => {
+          const auth = this.stmts.deleteAuth.run(id).changes;
+          const registry = this.stmts.deleteSession.run(id).changes;
+          this.stmts.deleteLease.run(id);
+          return auth + registry > 0;
+        })
+        .immediate(),
+    );
+  }
+
+  updateSession(id: string, patch: SessionPatch): Promise<void> {
+    return this.run(() => {
+      const sets: string[] = [];
+      const params: Record<string, unknown> = { id };
+      const set = (column: string, name: string, value: unknown): void => {
+        sets.push(`${column} = @${name}`);
+        params[name] = value;
+      };
+      if (patch.state !== undefined) set('state', 'state', patch.state);
+      if (patch.connection !== undefined) set('connection', 'connection', patch.connection);
+      if (patch.lastConnectedAt !== undefined) set('last_connected_at', 'lastConnectedAt', patch.lastConnectedAt);
+      if (patch.lastDisconnect !== undefined) {
+        sets.push('last_disconnect_code = @code, last_disconnect_reason = @reason, last_disconnect_at = @at');
+        params.code = patch.lastDisconnect?.code ?? null;
+        params.reason = patch.lastDisconnect?.reason ?? null;
+        params.at = patch.lastDisconnect?.at ?? null;
+      }
+      if (sets.length === 0) return;
+      this.db.prepare(`UPDATE wa_sessions SET ${sets.join(', ')} WHERE id = @id`).run(params);
+    });
+  }
+
+  readCreds(id: string): Promise<string | undefined> {
+    return this.run(() => (this.stmts.readCreds.get(id) as { data_value: string } | undefined)?.data_value);
+  }
+
+  writeCreds(id: string, value: string, summary: CredsSummary): Promise<void> {
+    return this.run(() => {
+      this.stmts.writeCredsTx.immediate(id, value, summary, now());
+    });
+  }
+
+  readValues(id: string, dataKeys: readonly string[]): Promise<Map<string, string>> {
+    return this.run(() => {
+      const found = new Map<string, string>();
+      if (dataKeys.length === 0) return found;
+      const rows = this.stmts.readValues.all(id, JSON.stringify(dataKeys)) as Array<[string, string]>;
+      for (const [key, value] of rows) found.set(key, value);
+      return found;
+    });
+  }
+
+  writeValues(id: string, changes: readonly ValueChange[]): Promise<void> {
+    return this.run(() => {
+      if (changes.length > 0) this.stmts.writeValuesTx.immediate(id, changes, now());
+    });
+  }
+
+  readAll(id: string): Promise<Array<[string, string]>> {
+    return this.run(() => this.stmts.readAll.all(id) as Array<[string, string]>);
+  }
+
+  replaceAll(id: string, entries: readonly (readonly [string, string])[], summary: CredsSummary): Promise<void> {
+    return this.run(() => {
+      const at = now();
+      this.db
+        .transaction(() => {
+          this.stmts.insertSession.run(id, null, at);
+          this.stmts.deleteAuth.run(id);
+          for (const [key, value] of entries) this.stmts.upsertValue.run(id, key, value, at);
+          this.stmts.resetSession.run(id);
+          this.applySummary(id, summary, at);
+        })
+        .immediate();
+    });
+  }
+
+  clearAuth(id: string): Promise<void> {
+    return this.run(() => {
+      this.db
+        .transaction(() => {
+          this.stmts.deleteAuth.run(id);
+          this.stmts.resetSession.run(id);
+        })
+        .immediate();
+    });
+  }
+
+  acquireLease(id: string, owner: Omit<Lease, 'expiresAt'>, ttlMs: number, takeover: boolean): Promise<LeaseResult> {
+    return this.run(() =>
+      this.db
+        .transaction((): LeaseResult => {
+          const at = Date.now();
+          const held = this.stmts.getLease.get(id) as
+            | { owner_id: string; host: string; pid: number; expires_at: number }
+            | undefined;
+          if (held && held.owner_id !== owner.ownerId && held.expires_at > at && !takeover) {
+            return {
+              acquired: false,
+              holder: { ownerId: held.owner_id, host: held.host, pid: held.pid, expiresAt: held.expires_at },
+            };
+          }
+          const lease: Lease = { ...owner, expiresAt: at + ttlMs };
+          this.stmts.putLease.run(id, lease.ownerId, lease.host, lease.pid, lease.expiresAt);
+          return { acquired: true, lease };
+        })
+        .immediate(),
+    );
+  }
+
+  renewLease(id: string, ownerId: string, ttlMs: number): Promise<boolean> {
+    return this.run(() => this.stmts.renewLease.run(Date.now() + ttlMs, id, ownerId).changes === 1);
+  }
+
+  releaseLease(id: string, ownerId: string): Promise<void> {
+    return this.run(() => {
+      this.stmts.releaseLease.run(id, ownerId);
+    });
+  }
+
+  close(): Promise<void> {
+    if (this.ownsDb && this.db.open) this.db.close();
+    return Promise.resolve();
+  }
+}
+
+function toRecord(row: SessionRow): SessionRecord {
+  return {
+    id: row.id,
+    label: row.label,
+    state: row.state,
+    jid: row.jid,
+    name: row.name,
+    createdAt: row.created_at,
+    pairedAt: row.paired_at,
+    lastConnectedAt: row.last_connected_at,
+    lastDisconnect:
+      row.last_disconnect_at === null
+        ? null
+        : { code: row.last_disconnect_code, reason: row.last_disconnect_reason ?? '', at: row.last_disconnect_at },
+    connection: row.connection,
+    lease:
+      row.owner_id === null
+        ? null
+        : {
+            ownerId: row.owner_id,
+            host: row.owner_host ?? '',
+            pid: row.owner_pid ?? 0,
+            expiresAt: row.lease_expires_at ?? 0,
+          },
+    corruptKey: row.creds_valid === 0 ? CREDS_KEY : null,
+  };
+}
+
+function orphanRecord(id: string, creds: string): SessionRecord {
+  const summary = summarizeCreds(creds);
+  return {
+    id,
+    label: null,
+    state: summary?.paired ? 'paired' : 'unpaired',
+    jid: summary?.jid ?? null,
+    name: summary?.name ?? null,
+    createdAt: '',
+    pairedAt: null,
+    lastConnectedAt: null,
+    lastDisconnect: null,
+    connection: 'closed',
+    lease: null,
+    corruptKey: summary ? null : CREDS_KEY,
+  };
+}
+
+function prepare(db: Db) {
+  const upsertValue = db.prepare(
+    `INSERT INTO whatsapp_auth (session_id, data_key, data_value, updated_at) VALUES (?, ?, ?, ?)
+     ON CONFLICT (session_id, data_key) DO UPDATE SET data_value = excluded.data_value, updated_at = excluded.updated_at`,
+  );
+  const deleteValue = db.prepare(`DELETE FROM whatsapp_auth WHERE session_id = ? AND data_key = ?`);
+  const insertSession = db.prepare(
+    `INSERT INTO wa_sessions (id, label, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+  );
+  // A creds write decides paired/unpaired; the stop states (logged_out, replaced) are kept until a
+  // connect or logout resets them, so a creds.update during shutdown cannot erase the reason.
+  const applySummary = db.prepare(
+    `UPDATE wa_sessions SET
+       jid = @jid, name = @name,
+       state = CASE WHEN @paired = 0 THEN 'unpaired' WHEN state = 'unpaired' THEN 'paired' ELSE state END,
+       paired_at = CASE WHEN @paired = 0 THEN NULL ELSE coalesce(paired_at, @at) END
+     WHERE id = @id`,
+  );
+  const stmts = {
+    upsertValue,
+    insertSession,
+    applySummary,
+    listSessions: db.prepare(`${SESSION_SELECT} ORDER BY s.id`),
+    getSession: db.prepare(`${SESSION_SELECT} WHERE s.id = ?`),
+    orphans: db.prepare(
+      `SELECT session_id, data_value FROM whatsapp_auth
+       WHERE data_key = 'creds' AND session_id NOT IN (SELECT id FROM wa_sessions)`,
+    ),
+    deleteSession: db.prepare(`DELETE FROM wa_sessions WHERE id = ?`),
+    deleteAuth: db.prepare(`DELETE FROM whatsapp_auth WHERE session_id = ?`),
+    resetSession: db.prepare(
+      `UPDATE wa_sessions SET state = 'unpaired', jid = NULL, name = NULL, paired_at = NULL WHERE id = ?`,
+    ),
+    readCreds: db.prepare(`SELECT data_value FROM whatsapp_auth WHERE session_id = ? AND data_key = 'creds'`),
+    // One query for any number of ids: the id list travels as one JSON array parameter.
+    readValues: db
+      .prepare(
+        `SELECT data_key, data_value FROM whatsapp_auth
+         WHERE session_id = ? AND data_key IN (SELECT value FROM json_each(?))`,
+      )
+      .raw(),
+    readAll: db.prepare(`SELECT data_key, data_value FROM whatsapp_auth WHERE session_id = ? ORDER BY data_key`).raw(),
+    getLease: db.prepare(`SELECT owner_id, host, pid, expires_at FROM wa_leases WHERE session_id = ?`),
+    putLease: db.prepare(
+      `INSERT INTO wa_leases (session_id, owner_id, host, pid, expires_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (session_id) DO UPDATE SET owner_id = excluded.owner_id, host = excluded.host,
+         pid = excluded.pid, expires_at = excluded.expires_at`,
+    ),
+    renewLease: db.prepare(`UPDATE wa_leases SET expires_at = ? WHERE session_id = ? AND owner_id = ?`),
+    releaseLease: db.prepare(`DELETE FROM wa_leases WHERE session_id = ? AND owner_id = ?`),
+    deleteLease: db.prepare(`DELETE FROM wa_leases WHERE session_id = ?`),
+    writeValuesTx: db.transaction((id: string, changes: readonly ValueChange[], at: string) => {
+      for (const [key, value] of changes) {
+        if (value === null) deleteValue.run(id, key);
+        else upsertValue.run(id, key, value, at);
+      }
+    }),
+    writeCredsTx: db.transaction((id: string, value: string, summary: CredsSummary, at: string) => {
+      upsertValue.run(id, 'creds', value, at);
+      insertSession.run(id, null, at);
+      applySummary.run({ id, paired: summary.paired ? 1 : 0, jid: summary.jid, name: summary.name, at });
+    }),
+  };
+  return stmts;
+}
+
+// Lease columns are NULL once the lease has expired, so every reader sees the same "who owns it now".
+const SESSION_SELECT = `
+  SELECT s.*,
+    l.owner_id AS owner_id, l.host AS owner_host, l.pid AS owner_pid, l.expires_at AS lease_expires_at,
+    json_valid(a.data_value) AS creds_valid
+  FROM wa_sessions s
+  LEFT JOIN wa_leases l ON l.session_id = s.id AND l.expires_at > CAST(unixepoch('subsec') * 1000 AS INTEGER)
+  LEFT JOIN whatsapp_auth a ON a.session_id = s.id AND a.data_key = 'creds'`;

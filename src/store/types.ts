@@ -1,0 +1,97 @@
+/**
+ * The storage interface every backend implements (SQLite now, PostgreSQL later), and the records it
+ * deals in. Values are opaque text here: serialization belongs to src/auth/, so a backend only has
+ * to store strings transactionally. test/contract/session-store.ts is the one suite every backend passes.
+ */
+
+export type SessionState = 'unpaired' | 'paired' | 'logged_out' | 'replaced';
+export type ConnectionState = 'open' | 'connecting' | 'closed';
+
+export interface Lease {
+  ownerId: string;
+  host: string;
+  pid: number;
+  /** Epoch milliseconds. A lease whose expiry has passed belongs to nobody. */
+  expiresAt: number;
+}
+
+export interface LastDisconnect {
+  code: number | null;
+  reason: string;
+  at: string;
+}
+
+export interface SessionRecord {
+  id: string;
+  label: string | null;
+  state: SessionState;
+  jid: string | null;
+  name: string | null;
+  createdAt: string;
+  pairedAt: string | null;
+  lastConnectedAt: string | null;
+  lastDisconnect: LastDisconnect | null;
+  /** As last written by the session's owner; only meaningful while that owner's lease is live. */
+  connection: ConnectionState;
+  lease: Lease | null;
+  /** Data key of a stored value that is not valid JSON, when the backend can tell cheaply. */
+  corruptKey: string | null;
+}
+
+/** What a creds write tells the registry, so `wa status` never has to parse credentials. */
+export interface CredsSummary {
+  paired: boolean;
+  jid: string | null;
+  name: string | null;
+}
+
+/** A change to one stored value: text to upsert, or null to delete. */
+export type ValueChange = readonly [dataKey: string, value: string | null];
+
+export interface SessionPatch {
+  state?: SessionState;
+  connection?: ConnectionState;
+  lastConnectedAt?: string;
+  lastDisconnect?: LastDisconnect | null;
+}
+
+export type LeaseResult = { acquired: true; lease: Lease } | { acquired: false; holder: Lease };
+
+export interface SessionStore {
+  readonly backend: 'sqlite' | 'postgres';
+  /** Where the data lives, fit to print (a path, or a URL without its password). */
+  readonly location: string;
+
+  /** Every session, registered or found in `whatsapp_auth` only (those are adopted), ordered by id. */
+  listSessions(): Promise<SessionRecord[]>;
+  getSession(id: string): Promise<SessionRecord | undefined>;
+  /** Registers a new session; throws E_SESSION_EXISTS (exit 2) when the id is taken. */
+  createSession(id: string, label: string | null): Promise<SessionRecord>;
+  /** Registers the session if it is not yet known (library use, import). */
+  ensureSession(id: string): Promise<void>;
+  /** Deletes the session, its auth data and its lease. Returns false when it did not exist. */
+  deleteSession(id: string): Promise<boolean>;
+  updateSession(id: string, patch: SessionPatch): Promise<void>;
+
+  readCreds(id: string): Promise<string | undefined>;
+  /** Saves the whole creds value and its summary in one transaction. */
+  writeCreds(id: string, value: string, summary: CredsSummary): Promise<void>;
+  /** Reads the given data keys in one query; missing keys are absent from the map. */
+  readValues(id: string, dataKeys: readonly string[]): Promise<Map<string, string>>;
+  /** Applies every change in one transaction: all or nothing. Throws on failure. */
+  writeValues(id: string, changes: readonly ValueChange[]): Promise<void>;
+  /** Every stored value of the session (creds included), ordered by data key. */
+  readAll(id: string): Promise<Array<[dataKey: string, value: string]>>;
+  /** Replaces all auth data of the session in one transaction (registering it if needed). */
+  replaceAll(id: string, entries: readonly (readonly [string, string])[], summary: CredsSummary): Promise<void>;
+  /** Deletes creds and keys; the session stays registered as `unpaired`. */
+  clearAuth(id: string): Promise<void>;
+
+  /** Takes the lease if it is free, expired, already ours, or `takeover` is set. */
+  acquireLease(id: string, owner: Omit<Lease, 'expiresAt'>, ttlMs: number, takeover: boolean): Promise<LeaseResult>;
+  /** Extends our lease; false when it is no longer ours (taken over, or expired and taken). */
+  renewLease(id: string, ownerId: string, ttlMs: number): Promise<boolean>;
+  releaseLease(id: string, ownerId: string): Promise<void>;
+
+  close(): Promise<void>;
+}
