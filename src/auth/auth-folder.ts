@@ -5,7 +5,7 @@
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { usageError } from '../errors.js';
-import { CREDS_KEY, decodeValue, keyTypeOf } from '../store/codec.js';
+import { CREDS_KEY, decodeValue, KEY_TYPES, keyTypeOf } from '../store/codec.js';
 import { summaryOf } from '../store/creds-summary.js';
 import type { CredsSummary } from '../store/types.js';
 
@@ -97,7 +97,7 @@ export async function readAuthFolder(dir: string): Promise<AuthFolder> {
       hint: 'point wa import at the folder you passed to useMultiFileAuthState',
     });
   }
-  return { entries, summary, counts, skipped };
+  return { entries, summary, counts: ordered(counts), skipped };
 }
 
 /**
@@ -149,5 +149,11 @@ export function countByType(dataKeys: readonly string[]): Record<string, number>
     const type = key === CREDS_KEY ? CREDS_KEY : (keyTypeOf(key) ?? 'other');
     counts[type] = (counts[type] ?? 0) + 1;
   }
-  return counts;
+  return ordered(counts);
+}
+
+/** Counts in a stable, meaningful order: creds, then Baileys' key types as it declares them. */
+function ordered(counts: Record<string, number>): Record<string, number> {
+  const order: string[] = [CREDS_KEY, ...KEY_TYPES, 'other'];
+  return Object.fromEntries(Object.entries(counts).sort(([a], [b]) => order.indexOf(a) - order.indexOf(b)));
 }

@@ -98,6 +98,12 @@ function translate(error: unknown, location: string): Error {
       hint: 'wa --db <path-to-a-new-or-wa-database> status',
       cause: error,
     });
+  if (code === 'SQLITE_READONLY_DIRECTORY')
+    return storageError(
+      'E_DB_READONLY',
+      `cannot open the database ${location}: it and its directory are read-only, and SQLite's WAL mode must create ${location}-shm beside it`,
+      { hint: `make the directory of ${location} writable (or copy the database somewhere writable)`, cause: error },
+    );
   if (code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_PERM'))
     return storageError('E_DB_READONLY', `cannot write to the database ${location} (read-only file or directory)`, {
       hint: `check the permissions of ${location} and its directory`,
@@ -136,7 +142,7 @@ function openDatabase(path: string, readonly: boolean): Db {
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'EISDIR') throw usageError('E_DB_PATH', `the database path ${path} is a directory`);
-      throw storageError('E_DB_READONLY', `cannot open the database ${path} for writing: ${(error as Error).message}`, {
+      throw storageError('E_DB_READONLY', `cannot write to the database ${path} (read-only file or directory: ${code})`, {
         hint: `check the permissions of ${path} and its directory`,
         cause: error,
       });

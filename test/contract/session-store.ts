@@ -1,0 +1,233 @@
+/**
+ * The one contract every SessionStore backend passes. A backend test file calls
+ * describeSessionStore() with a factory; nothing here knows which database is underneath.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { SessionStore } from '../../src/store/types.js';
+
+export interface StoreHarness {
+  store: SessionStore;
+  /** Closes the store and opens a new one on the same database. */
+  reopen(): Promise<SessionStore>;
+  /** Makes the database itself reject any write of this data key (a trigger), to prove atomicity. */
+  failWritesOf(dataKey: string): Promise<void>;
+  /** Writes a raw row into whatsapp_auth, bypassing the store (seed databases, corruption). */
+  writeRaw(sessionId: string, dataKey: string, value: string): Promise<void>;
+  cleanup(): Promise<void>;
+}
+
+const paired = { paired: true, jid: '15551234567:3@s.whatsapp.net', name: 'Ada' };
+const unpaired = { paired: false, jid: null, name: null };
+const owner = (ownerId: string) => ({ ownerId, host: 'host-a', pid: 1234 });
+
+export function describeSessionStore(name: string, makeHarness: () => Promise<StoreHarness>): void {
+  describe(`SessionStore contract: ${name}`, () => {
+    let h: StoreHarness;
+    let store: SessionStore;
+    beforeEach(async () => {
+      h = await makeHarness();
+      store = h.store;
+    });
+    afterEach(async () => {
+      await h.cleanup();
+    });
+
+    it('registers sessions and refuses a duplicate id', async () => {
+      const created = await store.createSession('b', 'second');
+      expect(created).toMatchObject({ id: 'b', label: 'second', state: 'unpaired', connection: 'closed', lease: null });
+      expect(Date.parse(created.createdAt)).not.toBeNaN();
+      await store.createSession('a', null);
+      await expect(store.createSession('a', null)).rejects.toMatchObject({ code: 'E_SESSION_EXISTS', exitCode: 2 });
+      expect((await store.listSessions()).map((s) => s.id)).toEqual(['a', 'b']);
+      expect(await store.getSession('missing')).toBeUndefined();
+    });
+
+    it('reads back what it wrote, deletes on null, and accepts empty batches', async () => {
+      await store.writeValues('s', [
+        ['pre-key-1', '{"a":1}'],
+        ['session-1_1.0', '"x"'],
+      ]);
+      await store.writeValues('s', []);
+      expect(await store.readValues('s', [])).toEqual(new Map());
+      expect(await store.readValues('s', ['pre-key-1', 'session-1_1.0', 'pre-key-404'])).toEqual(
+        new Map([
+          ['pre-key-1', '{"a":1}'],
+          ['session-1_1.0', '"x"'],
+        ]),
+      );
+      await store.writeValues('s', [
+        ['pre-key-1', null],
+        ['session-1_1.0', '"y"'],
+        ['pre-key-404', null],
+      ]);
+      expect(await store.readValues('s', ['pre-key-1', 'session-1_1.0'])).toEqual(new Map([['session-1_1.0', '"y"']]));
+    });
+
+    it('applies the last change when a batch names one key twice', async () => {
+      await store.writeValues('s', [
+        ['k-1', '"first"'],
+        ['k-1', '"second"'],
+      ]);
+      expect(await store.readValues('s', ['k-1'])).toEqual(new Map([['k-1', '"second"']]));
+    });
+
+    it('keeps sessions apart', async () => {
+      await store.writeValues('one', [['pre-key-1', '"one"']]);
+      await store.writeValues('two', [['pre-key-1', '"two"']]);
+      expect(await store.readValues('one', ['pre-key-1'])).toEqual(new Map([['pre-key-1', '"one"']]));
+      await store.clearAuth('two');
+      expect(await store.readValues('one', ['pre-key-1'])).toEqual(new Map([['pre-key-1', '"one"']]));
+      expect(await store.readValues('two', ['pre-key-1'])).toEqual(new Map());
+    });
+
+    it('applies a batch whole or not at all when the database rejects one write', async () => {
+      await store.writeValues('s', [['pre-key-1', '"before"']]);
+      await h.failWritesOf('session-boom');
+      const batch: Array<[string, string | null]> = [
+        ['pre-key-1', null],
+        ['pre-key-2', '"new"'],
+        ['session-boom', '"fails"'],
+        ['sender-key-g', '"never"'],
+      ];
+      await expect(store.writeValues('s', batch)).rejects.toThrow();
+      expect(await store.readValues('s', ['pre-key-1', 'pre-key-2', 'session-boom', 'sender-key-g'])).toEqual(
+        new Map([['pre-key-1', '"before"']]),
+      );
+    });
+
+    it('handles a first-login batch of 812 pre-keys in one call', async () => {
+      const changes = Array.from({ length: 812 }, (_, i) => [`pre-key-${i + 1}`, `{"id":${i + 1}}`] as const);
+      await store.writeValues('s', changes);
+      const ids = changes.map(([key]) => key);
+      const read = await store.readValues('s', ids);
+      expect(read.size).toBe(812);
+      expect(read.get('pre-key-812')).toBe('{"id":812}');
+    });
+
+    it('saves creds with a summary that drives the state', async () => {
+      await store.createSession('s', null);
+      await store.writeCreds('s', '{"me":null}', unpaired);
+      expect(await store.getSession('s')).toMatchObject({ state: 'unpaired', jid: null, pairedAt: null });
+      await store.writeCreds('s', '{"account":{}}', paired);
+      const session = await store.getSession('s');
+      expect(session).toMatchObject({ state: 'paired', jid: paired.jid, name: 'Ada' });
+      expect(session?.pairedAt).toBeTruthy();
+      expect(await store.readCreds('s')).toBe('{"account":{}}');
+    });
+
+    it('registers a session on its first creds write (library use without wa add)', async () => {
+      await store.writeCreds('lib', '{}', paired);
+      expect(await store.getSession('lib')).toMatchObject({ id: 'lib', state: 'paired' });
+    });
+
+    it('keeps a stop state through creds writes until auth is cleared', async () => {
+      await store.writeCreds('s', '{}', paired);
+      await store.updateSession('s', { state: 'logged_out', lastDisconnect: { code: 401, reason: 'logged out', at: '2026-01-01T00:00:00.000Z' } });
+      await store.writeCreds('s', '{}', paired);
+      expect(await store.getSession('s')).toMatchObject({
+        state: 'logged_out',
+        lastDisconnect: { code: 401, reason: 'logged out', at: '2026-01-01T00:00:00.000Z' },
+      });
+      await store.clearAuth('s');
+      expect(await store.getSession('s')).toMatchObject({ state: 'unpaired', jid: null });
+      expect(await store.readCreds('s')).toBeUndefined();
+    });
+
+    it('records live connection fields', async () => {
+      await store.createSession('s', null);
+      await store.updateSession('s', { connection: 'open', lastConnectedAt: '2026-02-02T00:00:00.000Z' });
+      expect(await store.getSession('s')).toMatchObject({ connection: 'open', lastConnectedAt: '2026-02-02T00:00:00.000Z' });
+      await store.updateSession('s', { lastDisconnect: null });
+      expect((await store.getSession('s'))?.lastDisconnect).toBeNull();
+    });
+
+    it('exports everything in key order and replaces everything on import', async () => {
+      await store.writeValues('s', [
+        ['session-2', '"b"'],
+        ['pre-key-1', '"a"'],
+      ]);
+      await store.writeCreds('s', '{"c":1}', unpaired);
+      expect(await store.readAll('s')).toEqual([
+        ['creds', '{"c":1}'],
+        ['pre-key-1', '"a"'],
+        ['session-2', '"b"'],
+      ]);
+      await store.replaceAll('s', [['creds', '{"c":2}'], ['tctoken-__index', '[]']], paired);
+      expect(await store.readAll('s')).toEqual([
+        ['creds', '{"c":2}'],
+        ['tctoken-__index', '[]'],
+      ]);
+      expect(await store.getSession('s')).toMatchObject({ state: 'paired', jid: paired.jid });
+    });
+
+    it('rolls an import back whole when one row fails', async () => {
+      await store.writeCreds('s', '{"old":true}', paired);
+      await h.failWritesOf('session-boom');
+      await expect(store.replaceAll('s', [['creds', '{"new":true}'], ['session-boom', '"x"']], unpaired)).rejects.toThrow();
+      expect(await store.readAll('s')).toEqual([['creds', '{"old":true}']]);
+      expect(await store.getSession('s')).toMatchObject({ state: 'paired' });
+    });
+
+    it('deletes a session with its data and lease', async () => {
+      await store.writeCreds('s', '{}', paired);
+      await store.writeValues('s', [['pre-key-1', '"a"']]);
+      await store.acquireLease('s', owner('me'), 30_000, false);
+      expect(await store.deleteSession('s')).toBe(true);
+      expect(await store.getSession('s')).toBeUndefined();
+      expect(await store.readAll('s')).toEqual([]);
+      expect(await store.deleteSession('s')).toBe(false);
+      await store.createSession('s', null);
+      expect((await store.getSession('s'))?.lease).toBeNull();
+    });
+
+    it('gives a lease to one owner at a time, with takeover and expiry', async () => {
+      await store.createSession('s', null);
+      const first = await store.acquireLease('s', owner('a'), 30_000, false);
+      expect(first.acquired).toBe(true);
+      expect((await store.getSession('s'))?.lease).toMatchObject({ ownerId: 'a', host: 'host-a', pid: 1234 });
+      expect(await store.acquireLease('s', owner('a'), 30_000, false)).toMatchObject({ acquired: true });
+      const busy = await store.acquireLease('s', owner('b'), 30_000, false);
+      expect(busy).toMatchObject({ acquired: false, holder: { ownerId: 'a' } });
+      expect(await store.renewLease('s', 'a', 30_000)).toBe(true);
+      expect(await store.acquireLease('s', owner('b'), 30_000, true)).toMatchObject({ acquired: true });
+      expect(await store.renewLease('s', 'a', 30_000)).toBe(false);
+      await store.releaseLease('s', 'a'); // not a's any more: must not drop b's lease
+      expect((await store.getSession('s'))?.lease?.ownerId).toBe('b');
+      await store.releaseLease('s', 'b');
+      expect((await store.getSession('s'))?.lease).toBeNull();
+      // An expired lease belongs to nobody: hidden from readers and free to take.
+      await store.acquireLease('s', owner('c'), -1, false);
+      expect((await store.getSession('s'))?.lease).toBeNull();
+      expect(await store.acquireLease('s', owner('d'), 30_000, false)).toMatchObject({ acquired: true });
+    });
+
+    it('keeps everything across close and reopen', async () => {
+      await store.writeCreds('s', '{"k":1}', paired);
+      await store.writeValues('s', [['pre-key-1', '"v"']]);
+      store = await h.reopen();
+      expect(await store.readCreds('s')).toBe('{"k":1}');
+      expect(await store.readValues('s', ['pre-key-1'])).toEqual(new Map([['pre-key-1', '"v"']]));
+      expect(await store.getSession('s')).toMatchObject({ state: 'paired' });
+    });
+
+    it('adopts sessions found only in whatsapp_auth, and flags corrupt creds', async () => {
+      await h.writeRaw('seeded', 'creds', JSON.stringify({ me: { id: '4912345:1@s.whatsapp.net', name: 'Bo' }, account: {} }));
+      await h.writeRaw('seeded', 'pre-key-1', '{}');
+      await h.writeRaw('broken', 'creds', '{"noiseKey":{"private":{"type":"Buf');
+      const sessions = await store.listSessions();
+      expect(sessions.map((s) => s.id)).toEqual(['broken', 'seeded']);
+      expect(sessions[1]).toMatchObject({ state: 'paired', jid: '4912345:1@s.whatsapp.net', name: 'Bo', corruptKey: null });
+      expect(sessions[0]).toMatchObject({ id: 'broken', corruptKey: 'creds' });
+    });
+
+    it('serves concurrent reads and writes without losing any', async () => {
+      await Promise.all(
+        Array.from({ length: 50 }, (_, i) =>
+          store.writeValues('s', [[`session-${i}`, `"${i}"`]]).then(() => store.readValues('s', [`session-${i}`])),
+        ),
+      );
+      const all = await store.readAll('s');
+      expect(all).toHaveLength(50);
+    });
+  });
+}
