@@ -32,9 +32,8 @@ export function summarizeCreds(text: string): CredsSummary | undefined {
   return summaryOf(parsed);
 }
 
-/** `15551234567:12@s.whatsapp.net` → `15551234567`. */
+/** `15551234567:12@s.whatsapp.net` → `15551234567`; null for anything that is not a phone-number jid (a LID, say). */
 export function phoneOf(jid: string | null): string | null {
-  if (!jid) return null;
-  const user = jid.split('@')[0]?.split(':')[0] ?? '';
-  return /^\d+$/.test(user) ? user : null;
+  const match = jid ? /^(\d+)(?::\d+)?@s\.whatsapp\.net$/.exec(jid) : null;
+  return match?.[1] ?? null;
 }

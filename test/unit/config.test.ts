@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_DB, resolveConfig } from '../../src/config.js';
+import { assertSessionId } from '../../src/session-id.js';
+import { phoneOf, summarizeCreds } from '../../src/store/creds-summary.js';
+
+describe('resolveConfig', () => {
+  it('takes flag over env over default', () => {
+    expect(resolveConfig({}, {}).db).toBe(DEFAULT_DB);
+    expect(resolveConfig({}, { WA_DB: '/env.db' }).db).toBe('/env.db');
+    expect(resolveConfig({ db: '/flag.db' }, { WA_DB: '/env.db' }).db).toBe('/flag.db');
+    expect(resolveConfig({}, { DATABASE_URL: 'postgres://u@h/db' }).db).toBe('postgres://u@h/db');
+    expect(resolveConfig({}, { DATABASE_URL: 'mysql://u@h/db' }).db).toBe(DEFAULT_DB);
+    expect(resolveConfig({}, { WA_DB: '/env.db', DATABASE_URL: 'postgres://u@h/db' }).db).toBe('/env.db');
+  });
+
+  it('validates the endpoint and log level', () => {
+    expect(resolveConfig({ wsUrl: 'ws://127.0.0.1:1/ws/chat' }, {}).wsUrl).toBe('ws://127.0.0.1:1/ws/chat');
+    expect(resolveConfig({}, { WA_WS_URL: 'wss://x/ws' }).wsUrl).toBe('wss://x/ws');
+    expect(() => resolveConfig({ wsUrl: 'http://x' }, {})).toThrow(/invalid WhatsApp endpoint/);
+    expect(resolveConfig({}, { WA_LOG_LEVEL: 'debug' }).logLevel).toBe('debug');
+    expect(() => resolveConfig({ logLevel: 'chatty' }, {})).toThrow(/invalid log level/);
+  });
+});
+
+describe('session ids', () => {
+  it('accepts the SPEC pattern only', () => {
+    for (const ok of ['a', 'A1', 'bot.1', 'x_y-z', 'a'.repeat(64)]) expect(assertSessionId(ok)).toBe(ok);
+    for (const bad of ['', '../x', 'a b', '.a', '-a', '_a', 'a'.repeat(65), 'a/b', 'ä']) expect(() => assertSessionId(bad)).toThrow(/invalid session id/);
+  });
+});
+
+describe('creds summary', () => {
+  it('calls a session paired only when creds.account is present', () => {
+    expect(summarizeCreds('{"me":{"id":"1@s.whatsapp.net","name":"~"}}')).toEqual({ paired: false, jid: null, name: null });
+    expect(summarizeCreds('{"me":{"id":"1:2@s.whatsapp.net","name":"A"},"account":{}}')).toEqual({ paired: true, jid: '1:2@s.whatsapp.net', name: 'A' });
+    expect(summarizeCreds('{"trunc')).toBeUndefined();
+    expect(summarizeCreds('null')).toBeUndefined();
+  });
+
+  it('derives the phone number from a jid', () => {
+    expect(phoneOf('4915112345678:12@s.whatsapp.net')).toBe('4915112345678');
+    expect(phoneOf('123@lid')).toBeNull();
+    expect(phoneOf(null)).toBeNull();
+    expect(phoneOf('abc@s.whatsapp.net')).toBeNull();
+  });
+});
