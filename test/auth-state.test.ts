@@ -1,4 +1,10 @@
-import { addTransactionCapability, BufferJSON, initAuthCreds, proto, useMultiFileAuthState } from '@whiskeysockets/baileys';
+import {
+  addTransactionCapability,
+  BufferJSON,
+  initAuthCreds,
+  proto,
+  useMultiFileAuthState,
+} from '@whiskeysockets/baileys';
 import type { SignalDataSet, SignalDataTypeMap, SignalKeyStore } from '@whiskeysockets/baileys';
 import Database from 'better-sqlite3';
 import { readdir, readFile } from 'node:fs/promises';
@@ -36,43 +42,51 @@ describe('useSqliteAuthState', () => {
   });
 
   // The heart of the drop-in claim: the same operations give the same answers as Baileys' own file store.
-  it.each([1, 2, 3, 4, 5])('matches useMultiFileAuthState on a random get/set/delete sequence (seed %i)', async (seed) => {
-    const rand = prng(seed);
-    const ours = (await open()).state.keys;
-    const folder = join(dir.path, 'files');
-    const theirs = (await useMultiFileAuthState(folder)).state.keys;
+  it.each([1, 2, 3, 4, 5])(
+    'matches useMultiFileAuthState on a random get/set/delete sequence (seed %i)',
+    async (seed) => {
+      const rand = prng(seed);
+      const ours = (await open()).state.keys;
+      const folder = join(dir.path, 'files');
+      const theirs = (await useMultiFileAuthState(folder)).state.keys;
 
-    for (let step = 0; step < 250; step++) {
-      const type = pick(rand, KEY_TYPES) as KeyType;
-      const ids = ID_POOLS[type]!;
-      if (rand() < 0.55) {
-        const data: SignalDataSet = {};
-        // Batches span several types, like Baileys' transaction commits do.
-        for (const batchType of [type, ...(rand() < 0.4 ? [pick(rand, KEY_TYPES) as KeyType] : [])]) {
-          const entries: Record<string, unknown> = {};
-          const n = 1 + Math.floor(rand() * 3);
-          for (let i = 0; i < n; i++) entries[pick(rand, ID_POOLS[batchType]!)] = nextValue(batchType, rand);
-          (data as Record<string, unknown>)[batchType] = entries;
+      for (let step = 0; step < 250; step++) {
+        const type = pick(rand, KEY_TYPES) as KeyType;
+        const ids = ID_POOLS[type]!;
+        if (rand() < 0.55) {
+          const data: SignalDataSet = {};
+          // Batches span several types, like Baileys' transaction commits do.
+          for (const batchType of [type, ...(rand() < 0.4 ? [pick(rand, KEY_TYPES) as KeyType] : [])]) {
+            const entries: Record<string, unknown> = {};
+            const n = 1 + Math.floor(rand() * 3);
+            for (let i = 0; i < n; i++) entries[pick(rand, ID_POOLS[batchType]!)] = nextValue(batchType, rand);
+            (data as Record<string, unknown>)[batchType] = entries;
+          }
+          await Promise.all([ours.set(data), theirs.set(data)]);
+        } else {
+          const wanted = ids.filter(() => rand() < 0.6).concat('never-written');
+          const [a, b] = await Promise.all([ours.get(type, wanted), theirs.get(type, wanted)]);
+          expect(a, `seed ${seed} step ${step} get ${type}`).toEqual(b);
+          // Same bytes for every value (the order in which the file store resolves ids is not meaningful).
+          const bytesOf = (x: object) =>
+            Object.entries(x)
+              .map(([k, v]) => `${k}=${JSON.stringify(v, BufferJSON.replacer)}`)
+              .sort();
+          expect(bytesOf(a)).toEqual(bytesOf(b));
         }
-        await Promise.all([ours.set(data), theirs.set(data)]);
-      } else {
-        const wanted = ids.filter(() => rand() < 0.6).concat('never-written');
-        const [a, b] = await Promise.all([ours.get(type, wanted), theirs.get(type, wanted)]);
-        expect(a, `seed ${seed} step ${step} get ${type}`).toEqual(b);
-        // Same bytes for every value (the order in which the file store resolves ids is not meaningful).
-        const bytesOf = (x: object) => Object.entries(x).map(([k, v]) => `${k}=${JSON.stringify(v, BufferJSON.replacer)}`).sort();
-        expect(bytesOf(a)).toEqual(bytesOf(b));
       }
-    }
 
-    // Finally, every stored row is byte-identical to the file Baileys wrote.
-    const files = (await readdir(folder)).sort();
-    const db = new Database(dbPath, { readonly: true });
-    const rows = db.prepare("SELECT data_key, data_value FROM whatsapp_auth WHERE session_id = 's1' ORDER BY data_key").all() as Array<{ data_key: string; data_value: string }>;
-    db.close();
-    expect(rows.map((r) => `${r.data_key}.json`).sort()).toEqual(files);
-    for (const row of rows) expect(row.data_value).toBe(await readFile(join(folder, `${row.data_key}.json`), 'utf8'));
-  });
+      // Finally, every stored row is byte-identical to the file Baileys wrote.
+      const files = (await readdir(folder)).sort();
+      const db = new Database(dbPath, { readonly: true });
+      const rows = db
+        .prepare("SELECT data_key, data_value FROM whatsapp_auth WHERE session_id = 's1' ORDER BY data_key")
+        .all() as Array<{ data_key: string; data_value: string }>;
+      db.close();
+      expect(rows.map((r) => `${r.data_key}.json`).sort()).toEqual(files);
+      for (const row of rows) expect(row.data_value).toBe(await readFile(join(folder, `${row.data_key}.json`), 'utf8'));
+    },
+  );
 
   it('saves creds byte-identical to creds.json and reloads them equal', async () => {
     const auth = await open();
@@ -81,7 +95,9 @@ describe('useSqliteAuthState', () => {
     Object.assign(files.state.creds, auth.state.creds);
     await Promise.all([auth.saveCreds(), files.saveCreds()]);
     const db = new Database(dbPath, { readonly: true });
-    const row = db.prepare("SELECT data_value FROM whatsapp_auth WHERE session_id = 's1' AND data_key = 'creds'").get() as { data_value: string };
+    const row = db
+      .prepare("SELECT data_value FROM whatsapp_auth WHERE session_id = 's1' AND data_key = 'creds'")
+      .get() as { data_value: string };
     db.close();
     expect(row.data_value).toBe(await readFile(join(folder, 'creds.json'), 'utf8'));
     const again = await open();
@@ -94,13 +110,17 @@ describe('useSqliteAuthState', () => {
     expect(auth.state.creds.registrationId).toBeGreaterThan(0);
     expect(auth.state.creds.account).toBeUndefined();
     const db = new Database(dbPath, { readonly: true });
-    expect(db.prepare("SELECT id, state FROM wa_sessions").all()).toEqual([{ id: 'fresh', state: 'unpaired' }]);
+    expect(db.prepare('SELECT id, state FROM wa_sessions').all()).toEqual([{ id: 'fresh', state: 'unpaired' }]);
     db.close();
   });
 
   it('revives app-state-sync-key values as protobuf messages', async () => {
     const { keys } = (await open()).state;
-    const value = proto.Message.AppStateSyncKeyData.fromObject({ keyData: Buffer.alloc(32, 7), fingerprint: { rawId: 5 }, timestamp: 1700000000000 });
+    const value = proto.Message.AppStateSyncKeyData.fromObject({
+      keyData: Buffer.alloc(32, 7),
+      fingerprint: { rawId: 5 },
+      timestamp: 1700000000000,
+    });
     await keys.set({ 'app-state-sync-key': { 'AAAAAB/+': value } });
     const got = (await keys.get('app-state-sync-key', ['AAAAAB/+']))['AAAAAB/+'];
     expect(got).toBeInstanceOf(proto.Message.AppStateSyncKeyData);
@@ -112,11 +132,13 @@ describe('useSqliteAuthState', () => {
     const auth = await open();
     await auth.state.keys.set({ 'pre-key': { '1': { public: Buffer.alloc(32, 1), private: Buffer.alloc(32, 2) } } });
     const raw = new Database(dbPath);
-    raw.exec(`CREATE TRIGGER boom BEFORE INSERT ON whatsapp_auth WHEN NEW.data_key = 'session-boom' BEGIN SELECT RAISE(ABORT, 'injected'); END`);
+    raw.exec(
+      `CREATE TRIGGER boom BEFORE INSERT ON whatsapp_auth WHEN NEW.data_key = 'session-boom' BEGIN SELECT RAISE(ABORT, 'injected'); END`,
+    );
     await expect(
       auth.state.keys.set({
         'pre-key': { '1': null, '2': { public: Buffer.alloc(32), private: Buffer.alloc(32) } },
-        session: { boom: { _sessions: {}, version: 'v1' } },
+        session: { boom: { _sessions: {}, version: 'v1' } as unknown as Uint8Array },
         'lid-mapping': { '15551234567': '98765432101234' },
       }),
     ).rejects.toThrow(/injected/);
@@ -130,9 +152,12 @@ describe('useSqliteAuthState', () => {
   it("works under Baileys' transaction wrapper: one commit per transaction, retried when it throws", async () => {
     const auth = await open();
     const spy = vi.spyOn(auth.state.keys, 'set');
-    const keys = addTransactionCapability(auth.state.keys as SignalKeyStore, silent, { maxCommitRetries: 3, delayBetweenTriesMs: 1 });
+    const keys = addTransactionCapability(auth.state.keys as SignalKeyStore, silent, {
+      maxCommitRetries: 3,
+      delayBetweenTriesMs: 1,
+    });
     await keys.transaction(async () => {
-      await keys.set({ session: { '1_1.0': { _sessions: {}, version: 'v1' } } });
+      await keys.set({ session: { '1_1.0': { _sessions: {}, version: 'v1' } as unknown as Uint8Array } });
       await keys.set({ 'lid-mapping': { '1': '2', '2_reverse': '1' }, 'device-list': { '1': ['0', '3'] } });
     }, 'test');
     expect(spy).toHaveBeenCalledTimes(1);
@@ -153,14 +178,19 @@ describe('useSqliteAuthState', () => {
     await auth.saveCreds();
     const raw = new Database(dbPath);
     raw.prepare("UPDATE whatsapp_auth SET data_value = '{\"broken' WHERE data_key = 'creds'").run();
-    raw.prepare("INSERT INTO whatsapp_auth (session_id, data_key, data_value) VALUES ('s1', 'session-9_1.0', '{oops')").run();
+    raw
+      .prepare("INSERT INTO whatsapp_auth (session_id, data_key, data_value) VALUES ('s1', 'session-9_1.0', '{oops')")
+      .run();
     raw.close();
     await expect(auth.state.keys.get('session', ['9_1.0'])).rejects.toMatchObject({
       code: 'E_CORRUPT',
       exitCode: 5,
       message: "session 's1': stored value 'session-9_1.0' is not valid JSON",
     });
-    await expect(useSqliteAuthState(dbPath, 's1')).rejects.toMatchObject({ code: 'E_CORRUPT', message: expect.stringContaining("'creds'") as string });
+    await expect(useSqliteAuthState(dbPath, 's1')).rejects.toMatchObject({
+      code: 'E_CORRUPT',
+      message: expect.stringContaining("'creds'") as string,
+    });
     const db = new Database(dbPath, { readonly: true });
     expect(db.prepare("SELECT data_value FROM whatsapp_auth WHERE data_key = 'creds'").pluck().get()).toBe('{"broken');
     db.close();

@@ -48,7 +48,9 @@ describe('crash safety', () => {
 
     const db = new Database(dbPath, { readonly: true });
     expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
-    const rows = db.prepare("SELECT data_key, data_value FROM whatsapp_auth WHERE session_id = 'crash'").all() as Array<{ data_key: string; data_value: string }>;
+    const rows = db
+      .prepare("SELECT data_key, data_value FROM whatsapp_auth WHERE session_id = 'crash'")
+      .all() as Array<{ data_key: string; data_value: string }>;
     db.close();
 
     const batches = new Map<string, { size: number; seen: number }>();
@@ -71,6 +73,8 @@ describe('crash safety', () => {
       if (present > acknowledged[run]!) killedMidCommit++;
     }
     // Not an assertion on timing: a record of how many kills landed between commit and acknowledgement.
-    console.log(`crash-safety: ${rows.length} rows in ${batches.size} batches; ${killedMidCommit} kills landed after a commit but before its acknowledgement`);
+    console.log(
+      `crash-safety: ${rows.length} rows in ${batches.size} batches; ${killedMidCommit} kills landed after a commit but before its acknowledgement`,
+    );
   });
 });

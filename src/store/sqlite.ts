@@ -142,10 +142,14 @@ function openDatabase(path: string, readonly: boolean): Db {
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'EISDIR') throw usageError('E_DB_PATH', `the database path ${path} is a directory`);
-      throw storageError('E_DB_READONLY', `cannot write to the database ${path} (read-only file or directory: ${code})`, {
-        hint: `check the permissions of ${path} and its directory`,
-        cause: error,
-      });
+      throw storageError(
+        'E_DB_READONLY',
+        `cannot write to the database ${path} (read-only file or directory: ${code})`,
+        {
+          hint: `check the permissions of ${path} and its directory`,
+          cause: error,
+        },
+      );
     }
   }
   try {

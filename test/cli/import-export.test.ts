@@ -38,9 +38,19 @@ describe('wa import / export', () => {
     const report = JSON.parse(imported.stdout) as { state: string; jid: string; counts: Record<string, number> };
     expect(report).toMatchObject({ state: 'paired', jid: '15551234567:4@s.whatsapp.net' });
     const files = await readdir(folder);
-    expect(Object.keys(report.counts).sort()).toEqual(
-      ['app-state-sync-key', 'app-state-sync-version', 'creds', 'device-list', 'identity-key', 'lid-mapping', 'pre-key', 'sender-key', 'sender-key-memory', 'session', 'tctoken'],
-    );
+    expect(Object.keys(report.counts).sort()).toEqual([
+      'app-state-sync-key',
+      'app-state-sync-version',
+      'creds',
+      'device-list',
+      'identity-key',
+      'lid-mapping',
+      'pre-key',
+      'sender-key',
+      'sender-key-memory',
+      'session',
+      'tctoken',
+    ]);
     expect(Object.values(report.counts).reduce((a, b) => a + b, 0)).toBe(files.length);
 
     const human = await runWa(['status', 'bot'], { env });
@@ -62,7 +72,9 @@ describe('wa import / export', () => {
   it('prints per-type counts for humans', async () => {
     const res = await runWa(['import', 'bot', folder], { env });
     expect(res.code).toBe(0);
-    expect(res.stdout).toMatch(/^Imported 'bot' \(paired\): 1 creds, 6 pre-key, 4 session, 2 sender-key, .*, 3 identity-key\.\n$/);
+    expect(res.stdout).toMatch(
+      /^Imported 'bot' \(paired\): 1 creds, 6 pre-key, 4 session, 2 sender-key, .*, 3 identity-key\.\n$/,
+    );
   });
 
   it('refuses a truncated creds.json, writing nothing', async () => {
@@ -78,7 +90,9 @@ describe('wa import / export', () => {
     await writeFile(join(folder, 'creds.json'), '{"hello":"world"}');
     const res = await runWa(['import', 'bot', folder], { env });
     expect(res.code).toBe(2);
-    expect(res.stderr).toContain('creds.json is not Baileys credentials (missing or invalid: noiseKey, signedIdentityKey');
+    expect(res.stderr).toContain(
+      'creds.json is not Baileys credentials (missing or invalid: noiseKey, signedIdentityKey',
+    );
   });
 
   it('refuses a folder without creds.json, a corrupt key file, an unknown file, or a missing folder', async () => {
@@ -124,7 +138,10 @@ describe('wa import / export', () => {
     const res = await runWa(['import', 'bot', folder], { env });
     expect(res.code).toBe(0);
     expect(res.stderr).toContain('Warning: skipped README.txt');
-    expect(JSON.parse((await runWa(['status', 'bot', '--json'], { env })).stdout)).toMatchObject({ label: 'kept', state: 'paired' });
+    expect(JSON.parse((await runWa(['status', 'bot', '--json'], { env })).stdout)).toMatchObject({
+      label: 'kept',
+      state: 'paired',
+    });
   });
 
   it('exports only to a new or empty folder, and only a session with credentials', async () => {

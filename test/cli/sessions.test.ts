@@ -15,7 +15,10 @@ describe('wa add / status / rm', () => {
   afterEach(() => dir.remove());
 
   it('prints help and version, and exits 2 on bad usage', async () => {
-    expect(await runWa(['--version'])).toMatchObject({ code: 0, stdout: expect.stringMatching(/^\d+\.\d+\.\d+\n$/) as string });
+    expect(await runWa(['--version'])).toMatchObject({
+      code: 0,
+      stdout: expect.stringMatching(/^\d+\.\d+\.\d+\n$/) as string,
+    });
     const help = await runWa(['--help']);
     expect(help.code).toBe(0);
     for (const cmd of ['add', 'status', 'rm', 'import', 'export']) expect(help.stdout).toContain(cmd);
@@ -31,10 +34,16 @@ describe('wa add / status / rm', () => {
   });
 
   it('adds a session, lists it, and reports it unpaired (exit 3)', async () => {
-    expect(await runWa(['status'], { env })).toMatchObject({ code: 0, stdout: 'No sessions yet. Add one: wa add my-bot\n' });
+    expect(await runWa(['status'], { env })).toMatchObject({
+      code: 0,
+      stdout: 'No sessions yet. Add one: wa add my-bot\n',
+    });
     const added = await runWa(['add', 'bot-1', '--label', 'support line'], { env });
     expect(added).toMatchObject({ code: 0, stdout: "Added session 'bot-1'. Next: wa connect bot-1\n", stderr: '' });
-    expect(await runWa(['add', 'bot-1'], { env })).toMatchObject({ code: 2, stderr: "Error: session 'bot-1' already exists\nTry: wa status bot-1\n" });
+    expect(await runWa(['add', 'bot-1'], { env })).toMatchObject({
+      code: 2,
+      stderr: "Error: session 'bot-1' already exists\nTry: wa status bot-1\n",
+    });
 
     const table = await runWa(['status'], { env });
     expect(table.code).toBe(0);
@@ -75,7 +84,9 @@ describe('wa add / status / rm', () => {
   it('reports a paired session (exit 0) with its phone and name, and shows owners and disconnects', async () => {
     await runWa(['add', 'p'], { env });
     const db = new Database(env.WA_DB!);
-    db.prepare("UPDATE wa_sessions SET state = 'paired', jid = '4915112345678:7@s.whatsapp.net', name = 'Bo', last_disconnect_code = 428, last_disconnect_reason = 'connection closed', last_disconnect_at = ? WHERE id = 'p'").run(new Date().toISOString());
+    db.prepare(
+      "UPDATE wa_sessions SET state = 'paired', jid = '4915112345678:7@s.whatsapp.net', name = 'Bo', last_disconnect_code = 428, last_disconnect_reason = 'connection closed', last_disconnect_at = ? WHERE id = 'p'",
+    ).run(new Date().toISOString());
     db.prepare("INSERT INTO wa_leases VALUES ('p', 'daemon-1', 'box', 4242, ?)").run(Date.now() + 30_000);
     db.prepare("UPDATE wa_sessions SET connection = 'open'").run();
     db.close();
@@ -89,7 +100,9 @@ describe('wa add / status / rm', () => {
       owner: { id: 'daemon-1', host: 'box', pid: 4242 },
       lastDisconnect: { code: 428, reason: 'connection closed' },
     });
-    expect((await runWa(['status'], { env })).stdout).toMatch(/^p\s+paired\s+open\s+4915112345678\s+Bo\s+box:4242\s+428 connection closed \(\d+s ago\)$/m);
+    expect((await runWa(['status'], { env })).stdout).toMatch(
+      /^p\s+paired\s+open\s+4915112345678\s+Bo\s+box:4242\s+428 connection closed \(\d+s ago\)$/m,
+    );
   });
 
   it('treats an expired lease as no owner and the connection as closed', async () => {
@@ -98,17 +111,29 @@ describe('wa add / status / rm', () => {
     db.prepare("INSERT INTO wa_leases VALUES ('p', 'crashed', 'box', 1, ?)").run(Date.now() - 1000);
     db.prepare("UPDATE wa_sessions SET connection = 'open'").run();
     db.close();
-    expect(JSON.parse((await runWa(['status', 'p', '--json'], { env })).stdout)).toMatchObject({ connection: 'closed', owner: null });
+    expect(JSON.parse((await runWa(['status', 'p', '--json'], { env })).stdout)).toMatchObject({
+      connection: 'closed',
+      owner: null,
+    });
   });
 
-  it.each([[''], ['../x'], ['a b'], ['.dot'], ['_under'], ['x'.repeat(65)], ['ünï']])('refuses the session id %j with exit 2', async (id) => {
-    for (const args of [['add', id], ['status', id], ['rm', id], ['export', id, dir.path], ['import', id, dir.path]]) {
-      const res = await runWa(args, { env });
-      expect(res.code, args.join(' ')).toBe(2);
-      expect(res.stdout).toBe('');
-      expect(res.stderr).toMatch(/^Error: invalid session id/);
-    }
-  });
+  it.each([[''], ['../x'], ['a b'], ['.dot'], ['_under'], ['x'.repeat(65)], ['ünï']])(
+    'refuses the session id %j with exit 2',
+    async (id) => {
+      for (const args of [
+        ['add', id],
+        ['status', id],
+        ['rm', id],
+        ['export', id, dir.path],
+        ['import', id, dir.path],
+      ]) {
+        const res = await runWa(args, { env });
+        expect(res.code, args.join(' ')).toBe(2);
+        expect(res.stdout).toBe('');
+        expect(res.stderr).toMatch(/^Error: invalid session id/);
+      }
+    },
+  );
 
   it('accepts a 64-character id with dots, dashes and underscores', async () => {
     const id = `A${'b._-'.repeat(15)}xyz`;
@@ -118,7 +143,11 @@ describe('wa add / status / rm', () => {
 
   it('refuses unknown ids with exit 2 and a hint', async () => {
     await runWa(['add', 'known'], { env });
-    for (const args of [['status', 'ghost'], ['rm', 'ghost'], ['export', 'ghost', join(dir.path, 'out')]]) {
+    for (const args of [
+      ['status', 'ghost'],
+      ['rm', 'ghost'],
+      ['export', 'ghost', join(dir.path, 'out')],
+    ]) {
       const res = await runWa(args, { env });
       expect(res).toMatchObject({ code: 2, stdout: '' });
       expect(res.stderr).toContain("Error: no session 'ghost'");
@@ -130,7 +159,9 @@ describe('wa add / status / rm', () => {
     await runWa(['add', 'u'], { env });
     await runWa(['add', 'p'], { env });
     const db = new Database(env.WA_DB!);
-    db.prepare("INSERT INTO whatsapp_auth (session_id, data_key, data_value) VALUES ('p', 'creds', '{\"account\":{},\"me\":{\"id\":\"1:1@s.whatsapp.net\"}}'), ('p', 'pre-key-1', '{}')").run();
+    db.prepare(
+      "INSERT INTO whatsapp_auth (session_id, data_key, data_value) VALUES ('p', 'creds', '{\"account\":{},\"me\":{\"id\":\"1:1@s.whatsapp.net\"}}'), ('p', 'pre-key-1', '{}')",
+    ).run();
     db.prepare("UPDATE wa_sessions SET state = 'paired' WHERE id = 'p'").run();
     db.close();
 
@@ -149,7 +180,10 @@ describe('wa add / status / rm', () => {
     const free = new Database(env.WA_DB!);
     free.prepare('DELETE FROM wa_leases').run();
     free.close();
-    expect(await runWa(['rm', 'p', '--force', '--json'], { env })).toMatchObject({ code: 0, stdout: '{"id":"p","removed":true}\n' });
+    expect(await runWa(['rm', 'p', '--force', '--json'], { env })).toMatchObject({
+      code: 0,
+      stdout: '{"id":"p","removed":true}\n',
+    });
     const check = new Database(env.WA_DB!, { readonly: true });
     expect(check.prepare('SELECT count(*) FROM whatsapp_auth').pluck().get()).toBe(0);
     check.close();
@@ -160,8 +194,14 @@ describe('wa add / status / rm', () => {
     const flagDb = join(dir.path, 'flag.db');
     await runWa(['--db', flagDb, 'add', 'from-flag'], { env });
     await runWa(['add', 'from-env'], { env: { ...env, DATABASE_URL: 'file-not-postgres' } });
-    expect(JSON.parse((await runWa(['status', '--json', '--db', flagDb], { env })).stdout)).toMatchObject({ db: flagDb, sessions: [{ id: 'from-flag' }] });
-    expect(JSON.parse((await runWa(['status', '--json'], { env })).stdout)).toMatchObject({ db: env.WA_DB, sessions: [{ id: 'from-env' }] });
+    expect(JSON.parse((await runWa(['status', '--json', '--db', flagDb], { env })).stdout)).toMatchObject({
+      db: flagDb,
+      sessions: [{ id: 'from-flag' }],
+    });
+    expect(JSON.parse((await runWa(['status', '--json'], { env })).stdout)).toMatchObject({
+      db: env.WA_DB,
+      sessions: [{ id: 'from-env' }],
+    });
     // With neither flag nor WA_DB, the default lives under the working directory.
     await runWa(['add', 'default'], { cwd: dir.path });
     expect((await stat(join(dir.path, 'data', 'wa.db'))).isFile()).toBe(true);

@@ -84,7 +84,11 @@ describe('storage faults', () => {
     await runWa(['--db', db, 'add', 'good']);
     await runWa(['--db', db, 'add', 'bad']);
     const raw = new Database(db);
-    raw.prepare("INSERT INTO whatsapp_auth (session_id, data_key, data_value) VALUES ('bad', 'creds', '{\"noiseKey\":{\"priv')").run();
+    raw
+      .prepare(
+        "INSERT INTO whatsapp_auth (session_id, data_key, data_value) VALUES ('bad', 'creds', '{\"noiseKey\":{\"priv')",
+      )
+      .run();
     raw.close();
     const list = await runWa(['--db', db, 'status', '--json']);
     expect(list.code).toBe(5);
@@ -99,12 +103,16 @@ describe('storage faults', () => {
     expect((await runWa(['--db', db, 'status', 'bad'])).code).toBe(5);
   });
 
-  it("adopts a seed database (only whatsapp_auth) in place, keeping every row", async () => {
+  it('adopts a seed database (only whatsapp_auth) in place, keeping every row', async () => {
     const seed = new Database(db);
     seed.exec(`CREATE TABLE whatsapp_auth (session_id TEXT NOT NULL, data_key TEXT NOT NULL, data_value TEXT NOT NULL,
       updated_at DATETIME DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (session_id, data_key))`);
     const insert = seed.prepare('INSERT INTO whatsapp_auth (session_id, data_key, data_value) VALUES (?, ?, ?)');
-    insert.run('legacy', 'creds', JSON.stringify({ me: { id: '4477001122:9@s.whatsapp.net', name: 'Old Bot' }, account: { details: 'x' } }));
+    insert.run(
+      'legacy',
+      'creds',
+      JSON.stringify({ me: { id: '4477001122:9@s.whatsapp.net', name: 'Old Bot' }, account: { details: 'x' } }),
+    );
     insert.run('legacy', 'pre-key-1', '{"public":{"type":"Buffer","data":"AA=="}}');
     insert.run('half', 'creds', JSON.stringify({ me: { id: '1@s.whatsapp.net', name: '~' } }));
     const before = seed.prepare('SELECT * FROM whatsapp_auth ORDER BY session_id, data_key').all();

@@ -122,7 +122,10 @@ export function describeSessionStore(name: string, makeHarness: () => Promise<St
 
     it('keeps a stop state through creds writes until auth is cleared', async () => {
       await store.writeCreds('s', '{}', paired);
-      await store.updateSession('s', { state: 'logged_out', lastDisconnect: { code: 401, reason: 'logged out', at: '2026-01-01T00:00:00.000Z' } });
+      await store.updateSession('s', {
+        state: 'logged_out',
+        lastDisconnect: { code: 401, reason: 'logged out', at: '2026-01-01T00:00:00.000Z' },
+      });
       await store.writeCreds('s', '{}', paired);
       expect(await store.getSession('s')).toMatchObject({
         state: 'logged_out',
@@ -136,7 +139,10 @@ export function describeSessionStore(name: string, makeHarness: () => Promise<St
     it('records live connection fields', async () => {
       await store.createSession('s', null);
       await store.updateSession('s', { connection: 'open', lastConnectedAt: '2026-02-02T00:00:00.000Z' });
-      expect(await store.getSession('s')).toMatchObject({ connection: 'open', lastConnectedAt: '2026-02-02T00:00:00.000Z' });
+      expect(await store.getSession('s')).toMatchObject({
+        connection: 'open',
+        lastConnectedAt: '2026-02-02T00:00:00.000Z',
+      });
       await store.updateSession('s', { lastDisconnect: null });
       expect((await store.getSession('s'))?.lastDisconnect).toBeNull();
     });
@@ -152,7 +158,14 @@ export function describeSessionStore(name: string, makeHarness: () => Promise<St
         ['pre-key-1', '"a"'],
         ['session-2', '"b"'],
       ]);
-      await store.replaceAll('s', [['creds', '{"c":2}'], ['tctoken-__index', '[]']], paired);
+      await store.replaceAll(
+        's',
+        [
+          ['creds', '{"c":2}'],
+          ['tctoken-__index', '[]'],
+        ],
+        paired,
+      );
       expect(await store.readAll('s')).toEqual([
         ['creds', '{"c":2}'],
         ['tctoken-__index', '[]'],
@@ -163,7 +176,16 @@ export function describeSessionStore(name: string, makeHarness: () => Promise<St
     it('rolls an import back whole when one row fails', async () => {
       await store.writeCreds('s', '{"old":true}', paired);
       await h.failWritesOf('session-boom');
-      await expect(store.replaceAll('s', [['creds', '{"new":true}'], ['session-boom', '"x"']], unpaired)).rejects.toThrow();
+      await expect(
+        store.replaceAll(
+          's',
+          [
+            ['creds', '{"new":true}'],
+            ['session-boom', '"x"'],
+          ],
+          unpaired,
+        ),
+      ).rejects.toThrow();
       expect(await store.readAll('s')).toEqual([['creds', '{"old":true}']]);
       expect(await store.getSession('s')).toMatchObject({ state: 'paired' });
     });
@@ -211,12 +233,21 @@ export function describeSessionStore(name: string, makeHarness: () => Promise<St
     });
 
     it('adopts sessions found only in whatsapp_auth, and flags corrupt creds', async () => {
-      await h.writeRaw('seeded', 'creds', JSON.stringify({ me: { id: '4912345:1@s.whatsapp.net', name: 'Bo' }, account: {} }));
+      await h.writeRaw(
+        'seeded',
+        'creds',
+        JSON.stringify({ me: { id: '4912345:1@s.whatsapp.net', name: 'Bo' }, account: {} }),
+      );
       await h.writeRaw('seeded', 'pre-key-1', '{}');
       await h.writeRaw('broken', 'creds', '{"noiseKey":{"private":{"type":"Buf');
       const sessions = await store.listSessions();
       expect(sessions.map((s) => s.id)).toEqual(['broken', 'seeded']);
-      expect(sessions[1]).toMatchObject({ state: 'paired', jid: '4912345:1@s.whatsapp.net', name: 'Bo', corruptKey: null });
+      expect(sessions[1]).toMatchObject({
+        state: 'paired',
+        jid: '4912345:1@s.whatsapp.net',
+        name: 'Bo',
+        corruptKey: null,
+      });
       expect(sessions[0]).toMatchObject({ id: 'broken', corruptKey: 'creds' });
     });
 

@@ -24,7 +24,9 @@ describeSessionStore('sqlite', async () => {
       await Promise.resolve();
     },
     async writeRaw(sessionId, dataKey, value) {
-      raw.prepare('INSERT OR REPLACE INTO whatsapp_auth (session_id, data_key, data_value) VALUES (?, ?, ?)').run(sessionId, dataKey, value);
+      raw
+        .prepare('INSERT OR REPLACE INTO whatsapp_auth (session_id, data_key, data_value) VALUES (?, ?, ?)')
+        .run(sessionId, dataKey, value);
       await Promise.resolve();
     },
     async cleanup() {

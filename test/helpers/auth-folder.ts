@@ -8,7 +8,12 @@ export async function makeBaileysFolder(folder: string, seed = 7): Promise<void>
   const { state, saveCreds } = await useMultiFileAuthState(folder);
   Object.assign(state.creds, initAuthCreds(), {
     me: { id: '15551234567:4@s.whatsapp.net', name: 'Ada Lovelace', lid: '98765432101234:4@lid' },
-    account: { details: Buffer.alloc(40, 1), accountSignatureKey: Buffer.alloc(32, 2), accountSignature: Buffer.alloc(64, 3), deviceSignature: Buffer.alloc(64, 4) },
+    account: {
+      details: Buffer.alloc(40, 1),
+      accountSignatureKey: Buffer.alloc(32, 2),
+      accountSignature: Buffer.alloc(64, 3),
+      deviceSignature: Buffer.alloc(64, 4),
+    },
     platform: 'android',
   });
   await saveCreds();

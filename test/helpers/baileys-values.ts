@@ -14,13 +14,18 @@ export function prng(seed: number): () => number {
 
 export type Rand = () => number;
 export const pick = <T>(rand: Rand, items: readonly T[]): T => items[Math.floor(rand() * items.length)]!;
-export const bytes = (rand: Rand, n: number): Buffer => Buffer.from(Array.from({ length: n }, () => Math.floor(rand() * 256)));
+export const bytes = (rand: Rand, n: number): Buffer =>
+  Buffer.from(Array.from({ length: n }, () => Math.floor(rand() * 256)));
 
 /** Ids as Baileys uses them, including the characters useMultiFileAuthState rewrites ('/' and ':'). */
 export const ID_POOLS: Record<string, readonly string[]> = {
   'pre-key': ['1', '2', '3', '811', '812', '813'],
   session: ['15551234567_1.0', '15551234567_1.3', '98765432101234_1.0', '555:1@s.whatsapp.net', '555-1@s.whatsapp.net'],
-  'sender-key': ['120363041234567890@g.us::15551234567::0', '120363041234567890@g.us--15551234567--0', 'status@broadcast::555::2'],
+  'sender-key': [
+    '120363041234567890@g.us::15551234567::0',
+    '120363041234567890@g.us--15551234567--0',
+    'status@broadcast::555::2',
+  ],
   'sender-key-memory': ['120363041234567890@g.us', 'status@broadcast'],
   'app-state-sync-key': ['AAAAAB/+', 'AAAAAB__+', 'AAAAAQ==', 'AAAAAg=='],
   'app-state-sync-version': ['critical_block', 'critical_unblock_low', 'regular', 'regular_high', 'regular_low'],
@@ -46,14 +51,34 @@ export function valueFor(type: string, rand: Rand): unknown {
               previousCounter: Math.floor(rand() * 10),
               rootKey: bytes(rand, 32),
             },
-            indexInfo: { baseKey: bytes(rand, 33), baseKeyType: 2, closed: -1, used: Date.now(), created: Date.now(), remoteIdentityKey: bytes(rand, 33) },
-            _chains: { [bytes(rand, 33).toString('base64')]: { chainKey: { counter: 0, key: bytes(rand, 32) }, chainType: 1, messageKeys: {} } },
+            indexInfo: {
+              baseKey: bytes(rand, 33),
+              baseKeyType: 2,
+              closed: -1,
+              used: Date.now(),
+              created: Date.now(),
+              remoteIdentityKey: bytes(rand, 33),
+            },
+            _chains: {
+              [bytes(rand, 33).toString('base64')]: {
+                chainKey: { counter: 0, key: bytes(rand, 32) },
+                chainType: 1,
+                messageKeys: {},
+              },
+            },
           },
         },
         version: 'v1',
       };
     case 'sender-key':
-      return Buffer.from(JSON.stringify([{ senderKeyId: Math.floor(rand() * 1e9), senderChainKey: { iteration: 0, seed: bytes(rand, 32).toString('base64') } }]));
+      return Buffer.from(
+        JSON.stringify([
+          {
+            senderKeyId: Math.floor(rand() * 1e9),
+            senderChainKey: { iteration: 0, seed: bytes(rand, 32).toString('base64') },
+          },
+        ]),
+      );
     case 'sender-key-memory':
       return { '15551234567:1@s.whatsapp.net': true, '98765432101234@lid': rand() < 0.5 };
     case 'app-state-sync-key':
@@ -66,7 +91,9 @@ export function valueFor(type: string, rand: Rand): unknown {
       return {
         version: Math.floor(rand() * 1000),
         hash: bytes(rand, 128),
-        indexValueMap: Object.fromEntries(Array.from({ length: 5 }, () => [bytes(rand, 32).toString('base64'), { valueMac: bytes(rand, 32) }])),
+        indexValueMap: Object.fromEntries(
+          Array.from({ length: 5 }, () => [bytes(rand, 32).toString('base64'), { valueMac: bytes(rand, 32) }]),
+        ),
       };
     case 'lid-mapping':
       return String(Math.floor(rand() * 1e14));

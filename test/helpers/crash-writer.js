@@ -5,7 +5,7 @@ import { SqliteStore } from '../../dist/store/sqlite.js';
 const [dbPath, run] = process.argv.slice(2);
 const store = new SqliteStore(dbPath);
 let seed = Number(run) * 7919 + 1;
-const rand = () => ((seed = (seed * 48271) % 2147483647) / 2147483647);
+const rand = () => (seed = (seed * 48271) % 2147483647) / 2147483647;
 const types = ['pre-key', 'session', 'sender-key', 'lid-mapping', 'device-list', 'app-state-sync-version'];
 
 process.stdout.write('ready\n');

@@ -21,7 +21,12 @@ export interface RunOptions {
 /** Runs the real CLI (bin/wa.js over dist/) with stdin closed and a pinned, colourless environment. */
 export function runWa(args: readonly string[], options: RunOptions = {}): Promise<WaResult> {
   return new Promise((resolve, reject) => {
-    const env: Record<string, string | undefined> = { PATH: process.env.PATH, HOME: process.env.HOME, NO_COLOR: '1', ...options.env };
+    const env: Record<string, string | undefined> = {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      NO_COLOR: '1',
+      ...options.env,
+    };
     const child = spawn(process.execPath, [WA_BIN, ...args], {
       cwd: options.cwd,
       env: env as NodeJS.ProcessEnv,

@@ -25,14 +25,23 @@ describe('resolveConfig', () => {
 describe('session ids', () => {
   it('accepts the SPEC pattern only', () => {
     for (const ok of ['a', 'A1', 'bot.1', 'x_y-z', 'a'.repeat(64)]) expect(assertSessionId(ok)).toBe(ok);
-    for (const bad of ['', '../x', 'a b', '.a', '-a', '_a', 'a'.repeat(65), 'a/b', 'ä']) expect(() => assertSessionId(bad)).toThrow(/invalid session id/);
+    for (const bad of ['', '../x', 'a b', '.a', '-a', '_a', 'a'.repeat(65), 'a/b', 'ä'])
+      expect(() => assertSessionId(bad)).toThrow(/invalid session id/);
   });
 });
 
 describe('creds summary', () => {
   it('calls a session paired only when creds.account is present', () => {
-    expect(summarizeCreds('{"me":{"id":"1@s.whatsapp.net","name":"~"}}')).toEqual({ paired: false, jid: null, name: null });
-    expect(summarizeCreds('{"me":{"id":"1:2@s.whatsapp.net","name":"A"},"account":{}}')).toEqual({ paired: true, jid: '1:2@s.whatsapp.net', name: 'A' });
+    expect(summarizeCreds('{"me":{"id":"1@s.whatsapp.net","name":"~"}}')).toEqual({
+      paired: false,
+      jid: null,
+      name: null,
+    });
+    expect(summarizeCreds('{"me":{"id":"1:2@s.whatsapp.net","name":"A"},"account":{}}')).toEqual({
+      paired: true,
+      jid: '1:2@s.whatsapp.net',
+      name: 'A',
+    });
     expect(summarizeCreds('{"trunc')).toBeUndefined();
     expect(summarizeCreds('null')).toBeUndefined();
   });
