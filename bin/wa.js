@@ -1,9 +1,27 @@
 #!/usr/bin/env node
-// A shim over the compiled CLI: the only place that exits is the code below, with the CLI's result.
+// A shim over the compiled CLI. The first SIGINT/SIGTERM asks the running command to stop gracefully;
+// a second one exits 130 at once. The process ends with the command's exit code.
+import { hostname } from 'node:os';
+
+const controller = new AbortController();
+let signals = 0;
+const onSignal = () => {
+  if (++signals > 1) process.exit(130);
+  controller.abort();
+};
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
+
 const { run } = await import('../dist/cli/main.js');
-process.exitCode = await run({
+const code = await run({
   argv: process.argv.slice(2),
   env: process.env,
   stdout: process.stdout,
   stderr: process.stderr,
+  signal: controller.signal,
+  host: hostname(),
+  pid: process.pid,
 });
+// Exit now rather than when the event loop drains: a closed Baileys socket can leave timers behind
+// (shared/reference/baileys-v7.md §6). Writes to pipes and files are synchronous on Linux, so nothing is lost.
+process.exit(code);

@@ -10,6 +10,10 @@ export interface Context {
   config: Config;
   out: Output;
   env: Readonly<Record<string, string | undefined>>;
+  /** Aborted on the first Ctrl-C / SIGTERM; long-running commands stop gracefully when it fires. */
+  signal: AbortSignal;
+  host: string;
+  pid: number;
   /**
    * 'write' creates and migrates the database as needed. 'read' never creates one: it returns undefined
    * when the SQLite file does not exist, and falls back to a read-only connection when the file cannot

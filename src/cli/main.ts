@@ -13,6 +13,10 @@ import { createOutput, type Output, type OutputStreams } from './output.js';
 export interface CliIo extends OutputStreams {
   argv: readonly string[];
   env: Readonly<Record<string, string | undefined>>;
+  /** Aborted by the first SIGINT/SIGTERM (bin/wa.js); commands then stop gracefully. */
+  signal: AbortSignal;
+  host: string;
+  pid: number;
 }
 
 const VERSION = (
@@ -51,12 +55,15 @@ export async function run(io: CliIo): Promise<ExitCodeType> {
       const config = resolveConfig(command.optsWithGlobals<GlobalFlags>(), io.env);
       out = createOutput(io, config.json, io.env);
       debug = config.logLevel === 'debug' || config.logLevel === 'trace';
-      const ctx = {
+      const ctx: Context = {
         config,
         out,
         env: io.env,
-        openStore: (mode: 'read' | 'write') => openStore(config, mode),
-      } as Context;
+        signal: io.signal,
+        host: io.host,
+        pid: io.pid,
+        openStore: ((mode: 'read' | 'write') => openStore(config, mode)) as Context['openStore'],
+      };
       const fn = await load();
       // commander passes (...positionals, options, command); commands take (ctx, ...positionals, options).
       exitCode = (await fn(ctx, ...(args.slice(0, -1) as A))) ?? ExitCode.ok;
@@ -96,6 +103,24 @@ export async function run(io: CliIo): Promise<ExitCodeType> {
     .argument('<id>', 'session id')
     .argument('<dir>', 'a new or empty folder')
     .action(action(async () => (await import('../commands/export.js')).exportFolder));
+
+  program
+    .command('connect')
+    .description('pair the session (QR code or pairing code) or check that a paired one connects')
+    .argument('<id>', 'session id')
+    .option('--phone <digits>', 'pair with an 8-character code for this phone number (country code, digits only)')
+    .option('--timeout <seconds>', 'give up after this long', '180')
+    .option('--takeover', 'take the session from a live owner (it closes without logging out)')
+    .action(action(async () => (await import('../commands/connect.js')).connect));
+
+  program
+    .command('logout')
+    .description('unlink the device on WhatsApp, then delete its credentials and keys')
+    .argument('<id>', 'session id')
+    .option('--force', 'clear locally even when WhatsApp cannot be reached (the phone may keep listing the device)')
+    .option('--timeout <seconds>', 'give up reaching WhatsApp after this long', '30')
+    .option('--takeover', 'take the session from a live owner first')
+    .action(action(async () => (await import('../commands/logout.js')).logout));
 
   try {
     if (io.argv.length === 0) {

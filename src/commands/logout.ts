@@ -1,0 +1,129 @@
+import { loadCreds } from '../auth/auth-state.js';
+import type { Context } from '../cli/context.js';
+import { createConnectView } from '../cli/connect-view.js';
+import { ExitCode, WaError } from '../errors.js';
+import { createLogger, endSocket, loadBaileys, makeSocket } from '../session/baileys.js';
+import { classifyDisconnect, type Disconnect } from '../session/disconnect.js';
+import { newOwner, SessionLease } from '../session/lease.js';
+import { SessionAuth } from '../session/session-auth.js';
+import type { SessionStore } from '../store/types.js';
+import { requireSession } from './common.js';
+import { parseSeconds } from './connect.js';
+
+export interface LogoutOptions {
+  force?: boolean | undefined;
+  timeout?: string | undefined;
+  takeover?: boolean | undefined;
+}
+
+type Outcome =
+  | { kind: 'open' }
+  | { kind: 'closed'; disconnect: Disconnect }
+  | { kind: 'stopped'; reason: 'interrupted' | 'timeout' };
+
+/**
+ * `wa logout <id>`: unlinks the device on WhatsApp (the phone's list drops it), then deletes the session's
+ * credentials and keys; the session stays registered as `unpaired`. When WhatsApp cannot be reached, nothing
+ * changes unless --force, which clears locally and warns that the phone may still list the device.
+ */
+export async function logout(ctx: Context, id: string, options: LogoutOptions): Promise<void> {
+  const timeoutMs = parseSeconds(options.timeout ?? '30', '--timeout');
+  const view = createConnectView(ctx.out);
+  const store = await ctx.openStore('write');
+  try {
+    await requireSession(store, id);
+    const lease = new SessionLease(store, id, newOwner('logout', ctx.host, ctx.pid));
+    await lease.acquire(options.takeover === true, () => undefined);
+    try {
+      const creds = await loadCreds(store, id);
+      if (!creds?.account) {
+        await store.clearAuth(id);
+        return report(ctx, id, 'not linked', `Session '${id}' was not linked to a phone; cleared its local data.`);
+      }
+      const unlinked = await unlink(ctx, store, id, timeoutMs, view);
+      if (unlinked === true) {
+        await store.clearAuth(id);
+        return report(ctx, id, 'unlinked', `Logged out '${id}': the device was unlinked and its keys deleted.`);
+      }
+      if (unlinked.action === 'logged_out') {
+        await store.clearAuth(id);
+        return report(ctx, id, 'already unlinked', `WhatsApp had already unlinked '${id}'; deleted its keys.`);
+      }
+      if (unlinked.action === 'interrupted')
+        throw new WaError(ExitCode.interrupted, 'E_INTERRUPTED', 'interrupted; nothing was changed');
+      if (!options.force) {
+        throw new WaError(
+          ExitCode.unavailable,
+          'E_UNAVAILABLE',
+          `cannot reach WhatsApp to unlink '${id}': ${unlinked.reason}; nothing was changed`,
+          {
+            hint: `wa logout ${id} --force (clears it here; the phone may keep listing the device)`,
+          },
+        );
+      }
+      await store.clearAuth(id);
+      ctx.out.warn(
+        `could not reach WhatsApp (${unlinked.reason}): the phone may still list this device; remove it there.`,
+      );
+      return report(ctx, id, 'cleared locally', `Cleared '${id}' locally.`);
+    } finally {
+      view.done();
+      await lease.release();
+    }
+  } finally {
+    await store.close();
+  }
+}
+
+function report(ctx: Context, id: string, result: string, text: string): void {
+  if (ctx.out.json) ctx.out.data({ id, state: 'unpaired', result });
+  else ctx.out.result(text);
+}
+
+/** Opens the session and sends remove-companion-device. True when sent; otherwise why it could not be. */
+async function unlink(
+  ctx: Context,
+  store: SessionStore,
+  id: string,
+  timeoutMs: number,
+  view: ReturnType<typeof createConnectView>,
+): Promise<true | { action: Disconnect['action'] | 'interrupted'; reason: string }> {
+  const baileys = await loadBaileys();
+  const logger = await createLogger(ctx.config.logLevel ?? 'warn', 2);
+  const auth = await SessionAuth.open(store, id, { deferCredsUntilPaired: false });
+  view.connecting('Connecting to WhatsApp to unlink the device…');
+  const socket = makeSocket(baileys, { auth: auth.state, logger, wsUrl: ctx.config.wsUrl });
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort = (): void => undefined;
+  const outcome = await new Promise<Outcome>((resolve) => {
+    timer = setTimeout(() => resolve({ kind: 'stopped', reason: 'timeout' }), timeoutMs);
+    onAbort = () => resolve({ kind: 'stopped', reason: 'interrupted' });
+    ctx.signal.addEventListener('abort', onAbort, { once: true });
+    if (ctx.signal.aborted) onAbort();
+    socket.ev.on('connection.update', (update) => {
+      if (update.connection === 'open') resolve({ kind: 'open' });
+      if (update.connection === 'close')
+        resolve({ kind: 'closed', disconnect: classifyDisconnect(update.lastDisconnect?.error) });
+    });
+  });
+  clearTimeout(timer);
+  ctx.signal.removeEventListener('abort', onAbort);
+  if (outcome.kind === 'open') {
+    // logout() sends remove-companion-device without waiting for an answer, then ends the socket (401).
+    const closed = new Promise<void>((resolve) =>
+      socket.ev.on('connection.update', (u) => u.connection === 'close' && resolve()),
+    );
+    await socket.logout();
+    await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 2000))]);
+    await auth.close();
+    return true;
+  }
+  await endSocket(socket);
+  await auth.close();
+  if (outcome.kind === 'stopped') {
+    return outcome.reason === 'interrupted'
+      ? { action: 'interrupted', reason: 'interrupted' }
+      : { action: 'retry', reason: `no connection within ${timeoutMs / 1000}s` };
+  }
+  return outcome.disconnect;
+}

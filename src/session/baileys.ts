@@ -1,0 +1,98 @@
+/**
+ * The one place that loads Baileys at runtime (lazily: it costs ~200 ms, and read-only commands never
+ * need it), builds its logger, and makes sockets with wa's settings.
+ */
+import type { AuthenticationState, WASocket } from '@whiskeysockets/baileys';
+import type { Logger } from 'pino';
+import type { LogLevel } from '../config.js';
+import { installIdentityChecks } from './verify-identity.js';
+
+export type Baileys = typeof import('@whiskeysockets/baileys');
+
+let loaded: Baileys | undefined;
+
+/** Loads Baileys once, with wa's identity checks installed and self-tested (throws if they do not work). */
+export async function loadBaileys(): Promise<Baileys> {
+  if (!loaded) {
+    const baileys = await import('@whiskeysockets/baileys');
+    installIdentityChecks(baileys);
+    loaded = baileys;
+  }
+  return loaded;
+}
+
+/**
+ * Messages Baileys logs at error level for things that are part of normal operation: the 515 restart after
+ * pairing ("stream errored out") and keep-alive pings cut off by a disconnect. They are logged at debug
+ * instead, so a user's terminal only shows real problems.
+ */
+const EXPECTED_NOISE = new Set([
+  'stream errored out',
+  'error in sending keep alive',
+  "unexpected error in 'init queries'",
+]);
+
+/**
+ * A pino logger for Baileys and wa, writing JSON lines to `fd` (2 = stderr for commands, 1 = stdout for
+ * serve). Credentials never reach it: wa logs none, and Baileys' fields that can carry secrets are redacted.
+ */
+export async function createLogger(level: LogLevel, fd: 1 | 2): Promise<Logger> {
+  const { default: pino } = await import('pino');
+  return pino(
+    {
+      level,
+      base: undefined,
+      redact: {
+        paths: ['qr', 'creds', 'keys', 'token', '*.qr', '*.creds', '*.keys', '*.privKey', '*.private', 'authState'],
+        censor: '[redacted]',
+      },
+      hooks: {
+        logMethod(args, method, levelValue) {
+          const msg = args.find((a): a is string => typeof a === 'string');
+          if (levelValue >= 50 && msg !== undefined && EXPECTED_NOISE.has(msg)) {
+            if (this.isLevelEnabled('debug')) this.debug(...(args as [object, string]));
+            return;
+          }
+          method.apply(this, args);
+        },
+      },
+    },
+    // Synchronous, so the last lines before an exit are never lost.
+    pino.destination({ fd, sync: true }),
+  );
+}
+
+export interface SocketSettings {
+  auth: AuthenticationState;
+  logger: Logger;
+  wsUrl: string | undefined;
+}
+
+/** A Baileys socket with the settings a session manager wants (no history sync, no presence, our logger). */
+export function makeSocket(baileys: Baileys, settings: SocketSettings): WASocket {
+  return baileys.makeWASocket({
+    auth: settings.auth,
+    logger: settings.logger,
+    ...(settings.wsUrl ? { waWebSocketUrl: settings.wsUrl } : {}),
+    // A session manager keeps the link alive; it does not download chat history or show the account online.
+    syncFullHistory: false,
+    markOnlineOnConnect: false,
+    // Never fetched by Baileys itself; set explicitly so no code path looks it up online.
+    version: baileys.DEFAULT_CONNECTION_CONFIG.version,
+  });
+}
+
+/**
+ * Closes a socket without logging out. Baileys' end() waits for the WebSocket close handshake, up to 30 s
+ * when the peer does not answer (shared/reference/baileys-v7.md §6), so it is raced against a grace period.
+ */
+export async function endSocket(socket: WASocket, graceMs = 2000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    socket.end(undefined).catch(() => undefined),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, graceMs);
+    }),
+  ]);
+  clearTimeout(timer);
+}
