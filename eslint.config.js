@@ -1,6 +1,7 @@
 // @ts-check
 import js from '@eslint/js';
 import n from 'eslint-plugin-n';
+import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
@@ -58,18 +59,7 @@ export default tseslint.config(
     ...tseslint.configs.disableTypeChecked,
   },
   {
-    files: ['bin/**/*.js', 'bench/**/*.js', 'test/**/*.js', 'test/**/*.ts'],
-    languageOptions: {
-      globals: {
-        process: 'readonly',
-        console: 'readonly',
-        Buffer: 'readonly',
-        setTimeout: 'readonly',
-        clearTimeout: 'readonly',
-        setInterval: 'readonly',
-        clearInterval: 'readonly',
-        URL: 'readonly',
-      },
-    },
+    files: ['bin/**/*.js', 'bench/**/*.js', 'test/**/*.js', 'test/**/*.ts', 'eslint.config.js'],
+    languageOptions: { globals: globals.node },
   },
 );
