@@ -22,6 +22,11 @@ const code = await run({
   host: hostname(),
   pid: process.pid,
 });
-// Exit now rather than when the event loop drains: a closed Baileys socket can leave timers behind
-// (shared/reference/baileys-v7.md §6). Writes to pipes and files are synchronous on Linux, so nothing is lost.
-process.exit(code);
+// Exit once stdout and stderr are flushed, rather than when the event loop drains: a closed Baileys
+// socket can leave timers behind (shared/reference/baileys-v7.md §6). A bare process.exit() could cut
+// off output still queued for a pipe.
+process.exitCode = code;
+let unflushed = 2;
+const flushed = () => --unflushed === 0 && process.exit(code);
+process.stdout.write('', flushed);
+process.stderr.write('', flushed);

@@ -1,4 +1,4 @@
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { storageError, usageError, WaError } from '../errors.js';
@@ -123,7 +123,10 @@ function translate(error: unknown, location: string): Error {
 }
 
 function openDatabase(path: string, readonly: boolean): Db {
-  if (path !== ':memory:' && !readonly) {
+  if (path !== ':memory:' && existsSync(path) && statSync(path).isDirectory()) {
+    throw usageError('E_DB_PATH', `the database path ${path} is a directory`, { hint: `wa --db ${path}/wa.db …` });
+  }
+  if (path !== ':memory:' && !readonly && !existsSync(path)) {
     try {
       mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     } catch (error) {
@@ -141,7 +144,6 @@ function openDatabase(path: string, readonly: boolean): Db {
       closeSync(openSync(path, 'a', 0o600));
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'EISDIR') throw usageError('E_DB_PATH', `the database path ${path} is a directory`);
       throw storageError(
         'E_DB_READONLY',
         `cannot write to the database ${path} (read-only file or directory: ${code})`,
@@ -165,7 +167,7 @@ export class SqliteStore implements SessionStore {
   readonly db: Db;
   private readonly ownsDb: boolean;
   private readonly readonly: boolean;
-  private readonly stmts: ReturnType<typeof prepare>;
+  private readonly stmts: Statements;
 
   /**
    * Opens (creating and migrating as needed) a wa database. `target` is a file path, `:memory:`, or an
@@ -304,7 +306,8 @@ export class SqliteStore implements SessionStore {
 
   ensureSession(id: string): Promise<void> {
     return this.run(() => {
-      this.stmts.insertSession.run(id, null, now());
+      // Read first: the common case (already registered) then takes no write lock and no fsync.
+      if (!this.stmts.sessionExists.get(id)) this.stmts.insertSession.run(id, null, now());
     });
   }
 
@@ -483,77 +486,129 @@ function orphanRecord(id: string, creds: string): SessionRecord {
   };
 }
 
-function prepare(db: Db) {
-  const upsertValue = db.prepare(
-    `INSERT INTO whatsapp_auth (session_id, data_key, data_value, updated_at) VALUES (?, ?, ?, ?)
-     ON CONFLICT (session_id, data_key) DO UPDATE SET data_value = excluded.data_value, updated_at = excluded.updated_at`,
-  );
-  const deleteValue = db.prepare(`DELETE FROM whatsapp_auth WHERE session_id = ? AND data_key = ?`);
-  const insertSession = db.prepare(
-    `INSERT INTO wa_sessions (id, label, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-  );
-  // A creds write decides paired/unpaired; the stop states (logged_out, replaced) are kept until a
-  // connect or logout resets them, so a creds.update during shutdown cannot erase the reason.
-  const applySummary = db.prepare(
-    `UPDATE wa_sessions SET
-       jid = @jid, name = @name,
-       state = CASE WHEN @paired = 0 THEN 'unpaired' WHEN state = 'unpaired' THEN 'paired' ELSE state END,
-       paired_at = CASE WHEN @paired = 0 THEN NULL ELSE coalesce(paired_at, @at) END
-     WHERE id = @id`,
-  );
-  const stmts = {
-    upsertValue,
-    insertSession,
-    applySummary,
-    listSessions: db.prepare(`${SESSION_SELECT} ORDER BY s.id`),
-    getSession: db.prepare(`${SESSION_SELECT} WHERE s.id = ?`),
-    orphans: db.prepare(
-      `SELECT session_id, data_value FROM whatsapp_auth
-       WHERE data_key = 'creds' AND session_id NOT IN (SELECT id FROM wa_sessions)`,
-    ),
-    deleteSession: db.prepare(`DELETE FROM wa_sessions WHERE id = ?`),
-    deleteAuth: db.prepare(`DELETE FROM whatsapp_auth WHERE session_id = ?`),
-    resetSession: db.prepare(
-      `UPDATE wa_sessions SET state = 'unpaired', jid = NULL, name = NULL, paired_at = NULL WHERE id = ?`,
-    ),
-    readCreds: db.prepare(`SELECT data_value FROM whatsapp_auth WHERE session_id = ? AND data_key = 'creds'`),
+/**
+ * Statements are prepared on first use: a connection that only loads one session's creds (every library
+ * open, every CLI start) should not pay for the twenty it never runs.
+ */
+function lazy<T extends Record<string, unknown>>(factories: { [K in keyof T]: () => T[K] }): T {
+  const cache = {} as T;
+  for (const key of Object.keys(factories) as Array<keyof T>) {
+    Object.defineProperty(cache, key, {
+      configurable: true,
+      get: () => {
+        const value = factories[key]();
+        Object.defineProperty(cache, key, { value });
+        return value;
+      },
+    });
+  }
+  return cache;
+}
+
+type Statement = Database.Statement;
+type Transaction<A extends unknown[]> = Database.Transaction<(...args: A) => void>;
+
+type Statements = {
+  upsertValue: Statement;
+  deleteValue: Statement;
+  insertSession: Statement;
+  applySummary: Statement;
+  listSessions: Statement;
+  getSession: Statement;
+  sessionExists: Statement;
+  orphans: Statement;
+  deleteSession: Statement;
+  deleteAuth: Statement;
+  resetSession: Statement;
+  readCreds: Statement;
+  readValues: Statement;
+  readAll: Statement;
+  getLease: Statement;
+  putLease: Statement;
+  renewLease: Statement;
+  releaseLease: Statement;
+  deleteLease: Statement;
+  writeValuesTx: Transaction<[id: string, changes: readonly ValueChange[], at: string]>;
+  writeCredsTx: Transaction<[id: string, value: string, summary: CredsSummary, at: string]>;
+};
+
+function prepare(db: Db): Statements {
+  const s: Statements = lazy<Statements>({
+    upsertValue: () =>
+      db.prepare(
+        `INSERT INTO whatsapp_auth (session_id, data_key, data_value, updated_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (session_id, data_key) DO UPDATE SET data_value = excluded.data_value, updated_at = excluded.updated_at`,
+      ),
+    deleteValue: () => db.prepare(`DELETE FROM whatsapp_auth WHERE session_id = ? AND data_key = ?`),
+    insertSession: () =>
+      db.prepare(`INSERT INTO wa_sessions (id, label, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING`),
+    // A creds write decides paired/unpaired; the stop states (logged_out, replaced) are kept until a
+    // connect or logout resets them, so a creds.update during shutdown cannot erase the reason.
+    applySummary: () =>
+      db.prepare(
+        `UPDATE wa_sessions SET
+           jid = @jid, name = @name,
+           state = CASE WHEN @paired = 0 THEN 'unpaired' WHEN state = 'unpaired' THEN 'paired' ELSE state END,
+           paired_at = CASE WHEN @paired = 0 THEN NULL ELSE coalesce(paired_at, @at) END
+         WHERE id = @id`,
+      ),
+    listSessions: () => db.prepare(`${sessionSelect(false)} ORDER BY s.id`),
+    getSession: () => db.prepare(`${sessionSelect(true)} WHERE s.id = ?`),
+    sessionExists: () => db.prepare(`SELECT 1 FROM wa_sessions WHERE id = ?`),
+    orphans: () =>
+      db.prepare(
+        `SELECT session_id, data_value FROM whatsapp_auth
+         WHERE data_key = 'creds' AND session_id NOT IN (SELECT id FROM wa_sessions)`,
+      ),
+    deleteSession: () => db.prepare(`DELETE FROM wa_sessions WHERE id = ?`),
+    deleteAuth: () => db.prepare(`DELETE FROM whatsapp_auth WHERE session_id = ?`),
+    resetSession: () =>
+      db.prepare(`UPDATE wa_sessions SET state = 'unpaired', jid = NULL, name = NULL, paired_at = NULL WHERE id = ?`),
+    readCreds: () => db.prepare(`SELECT data_value FROM whatsapp_auth WHERE session_id = ? AND data_key = 'creds'`),
     // One query for any number of ids: the id list travels as one JSON array parameter.
-    readValues: db
-      .prepare(
-        `SELECT data_key, data_value FROM whatsapp_auth
-         WHERE session_id = ? AND data_key IN (SELECT value FROM json_each(?))`,
-      )
-      .raw(),
-    readAll: db.prepare(`SELECT data_key, data_value FROM whatsapp_auth WHERE session_id = ? ORDER BY data_key`).raw(),
-    getLease: db.prepare(`SELECT owner_id, host, pid, expires_at FROM wa_leases WHERE session_id = ?`),
-    putLease: db.prepare(
-      `INSERT INTO wa_leases (session_id, owner_id, host, pid, expires_at) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (session_id) DO UPDATE SET owner_id = excluded.owner_id, host = excluded.host,
-         pid = excluded.pid, expires_at = excluded.expires_at`,
-    ),
-    renewLease: db.prepare(`UPDATE wa_leases SET expires_at = ? WHERE session_id = ? AND owner_id = ?`),
-    releaseLease: db.prepare(`DELETE FROM wa_leases WHERE session_id = ? AND owner_id = ?`),
-    deleteLease: db.prepare(`DELETE FROM wa_leases WHERE session_id = ?`),
-    writeValuesTx: db.transaction((id: string, changes: readonly ValueChange[], at: string) => {
-      for (const [key, value] of changes) {
-        if (value === null) deleteValue.run(id, key);
-        else upsertValue.run(id, key, value, at);
-      }
-    }),
-    writeCredsTx: db.transaction((id: string, value: string, summary: CredsSummary, at: string) => {
-      upsertValue.run(id, 'creds', value, at);
-      insertSession.run(id, null, at);
-      applySummary.run({ id, paired: summary.paired ? 1 : 0, jid: summary.jid, name: summary.name, at });
-    }),
-  };
-  return stmts;
+    readValues: () =>
+      db
+        .prepare(
+          `SELECT data_key, data_value FROM whatsapp_auth
+           WHERE session_id = ? AND data_key IN (SELECT value FROM json_each(?))`,
+        )
+        .raw(),
+    readAll: () =>
+      db.prepare(`SELECT data_key, data_value FROM whatsapp_auth WHERE session_id = ? ORDER BY data_key`).raw(),
+    getLease: () => db.prepare(`SELECT owner_id, host, pid, expires_at FROM wa_leases WHERE session_id = ?`),
+    putLease: () =>
+      db.prepare(
+        `INSERT INTO wa_leases (session_id, owner_id, host, pid, expires_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (session_id) DO UPDATE SET owner_id = excluded.owner_id, host = excluded.host,
+           pid = excluded.pid, expires_at = excluded.expires_at`,
+      ),
+    renewLease: () => db.prepare(`UPDATE wa_leases SET expires_at = ? WHERE session_id = ? AND owner_id = ?`),
+    releaseLease: () => db.prepare(`DELETE FROM wa_leases WHERE session_id = ? AND owner_id = ?`),
+    deleteLease: () => db.prepare(`DELETE FROM wa_leases WHERE session_id = ?`),
+    writeValuesTx: () =>
+      db.transaction((id: string, changes: readonly ValueChange[], at: string) => {
+        for (const [key, value] of changes) {
+          if (value === null) s.deleteValue.run(id, key);
+          else s.upsertValue.run(id, key, value, at);
+        }
+      }),
+    writeCredsTx: () =>
+      db.transaction((id: string, value: string, summary: CredsSummary, at: string) => {
+        s.upsertValue.run(id, 'creds', value, at);
+        s.insertSession.run(id, null, at);
+        s.applySummary.run({ id, paired: summary.paired ? 1 : 0, jid: summary.jid, name: summary.name, at });
+      }),
+  });
+  return s;
 }
 
 // Lease columns are NULL once the lease has expired, so every reader sees the same "who owns it now".
-const SESSION_SELECT = `
+// The list does not read creds at all: checking every session's creds (kilobytes each, in overflow pages)
+// would make `wa status` slow on a big database. One session's creds are checked when it is shown alone.
+const sessionSelect = (checkCreds: boolean): string => `
   SELECT s.*,
     l.owner_id AS owner_id, l.host AS owner_host, l.pid AS owner_pid, l.expires_at AS lease_expires_at,
-    json_valid(a.data_value) AS creds_valid
+    ${checkCreds ? 'json_valid(a.data_value)' : 'NULL'} AS creds_valid
   FROM wa_sessions s
   LEFT JOIN wa_leases l ON l.session_id = s.id AND l.expires_at > CAST(unixepoch('subsec') * 1000 AS INTEGER)
-  LEFT JOIN whatsapp_auth a ON a.session_id = s.id AND a.data_key = 'creds'`;
+  ${checkCreds ? "LEFT JOIN whatsapp_auth a ON a.session_id = s.id AND a.data_key = 'creds'" : ''}`;

@@ -34,7 +34,7 @@ export interface SessionRecord {
   /** As last written by the session's owner; only meaningful while that owner's lease is live. */
   connection: ConnectionState;
   lease: Lease | null;
-  /** Data key of a stored value that is not valid JSON, when the backend can tell cheaply. */
+  /** Data key of a stored value that is not valid JSON. Checked (for creds) by getSession only: listSessions never reads values. */
   corruptKey: string | null;
 }
 

@@ -190,6 +190,20 @@ describe('wa add / status / rm', () => {
     expect(JSON.parse((await runWa(['status', '--json'], { env })).stdout)).toMatchObject({ sessions: [] });
   });
 
+  it('writes a large --json document to a pipe in full', async () => {
+    await runWa(['add', 'seed'], { env });
+    const db = new Database(env.WA_DB!);
+    const insert = db.prepare('INSERT INTO wa_sessions (id, label, created_at) VALUES (?, ?, ?)');
+    db.transaction(() => {
+      for (let i = 0; i < 3000; i++) insert.run(`bot-${i}`, 'x'.repeat(100), new Date().toISOString());
+    })();
+    db.close();
+    const res = await runWa(['status', '--json'], { env });
+    expect(res.code).toBe(0);
+    expect(res.stdout.length).toBeGreaterThan(300_000); // several pipe buffers: an early exit would cut it
+    expect((JSON.parse(res.stdout) as { sessions: unknown[] }).sessions).toHaveLength(3001);
+  });
+
   it('takes the database from --db over WA_DB over DATABASE_URL', async () => {
     const flagDb = join(dir.path, 'flag.db');
     await runWa(['--db', flagDb, 'add', 'from-flag'], { env });

@@ -248,7 +248,9 @@ export function describeSessionStore(name: string, makeHarness: () => Promise<St
         name: 'Bo',
         corruptKey: null,
       });
-      expect(sessions[0]).toMatchObject({ id: 'broken', corruptKey: 'creds' });
+      expect(sessions[0]).toMatchObject({ id: 'broken', state: 'unpaired' });
+      expect(await store.getSession('broken')).toMatchObject({ corruptKey: 'creds' });
+      expect(await store.getSession('seeded')).toMatchObject({ corruptKey: null });
     });
 
     it('serves concurrent reads and writes without losing any', async () => {
