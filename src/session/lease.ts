@@ -42,7 +42,14 @@ export class SessionLease {
 
   /** Takes the lease or throws exit 6 naming the live owner. `takeover` takes it regardless. */
   async acquire(takeover: boolean, onLost: () => void): Promise<void> {
-    const result = await this.store.acquireLease(this.sessionId, this.owner, this.timing.ttlMs, takeover);
+    let result = await this.store.acquireLease(this.sessionId, this.owner, this.timing.ttlMs, takeover);
+    if (!result.acquired && result.holder.host === this.owner.host && !processExists(result.holder.pid)) {
+      // The owner ran on this host and its process is gone (killed with SIGKILL, say): its lease is stale,
+      // and waiting out the TTL would only make the user wait. A live pid (even a reused one) still counts.
+      result = await this.store.acquireLease(this.sessionId, this.owner, this.timing.ttlMs, {
+        from: result.holder.ownerId,
+      });
+    }
     if (!result.acquired) {
       throw new WaError(
         ExitCode.busy,
@@ -78,5 +85,15 @@ export class SessionLease {
     if (!this.held) return;
     this.stop();
     await this.store.releaseLease(this.sessionId, this.owner.ownerId);
+  }
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists but belongs to another user.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -12,6 +12,7 @@ import type {
   SessionRecord,
   SessionState,
   SessionStore,
+  Takeover,
   ValueChange,
 } from './types.js';
 
@@ -402,7 +403,7 @@ export class SqliteStore implements SessionStore {
     });
   }
 
-  acquireLease(id: string, owner: Omit<Lease, 'expiresAt'>, ttlMs: number, takeover: boolean): Promise<LeaseResult> {
+  acquireLease(id: string, owner: Omit<Lease, 'expiresAt'>, ttlMs: number, takeover: Takeover): Promise<LeaseResult> {
     return this.run(() =>
       this.db
         .transaction((): LeaseResult => {
@@ -410,7 +411,8 @@ export class SqliteStore implements SessionStore {
           const held = this.stmts.getLease.get(id) as
             | { owner_id: string; host: string; pid: number; expires_at: number }
             | undefined;
-          if (held && held.owner_id !== owner.ownerId && held.expires_at > at && !takeover) {
+          const mayTake = takeover === true || (typeof takeover === 'object' && takeover.from === held?.owner_id);
+          if (held && held.owner_id !== owner.ownerId && held.expires_at > at && !mayTake) {
             return {
               acquired: false,
               holder: { ownerId: held.owner_id, host: held.host, pid: held.pid, expiresAt: held.expires_at },

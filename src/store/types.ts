@@ -55,6 +55,8 @@ export interface SessionPatch {
   lastDisconnect?: LastDisconnect | null;
 }
 
+export type Takeover = boolean | { from: string };
+
 export type LeaseResult = { acquired: true; lease: Lease } | { acquired: false; holder: Lease };
 
 export interface SessionStore {
@@ -87,8 +89,11 @@ export interface SessionStore {
   /** Deletes creds and keys; the session stays registered as `unpaired`. */
   clearAuth(id: string): Promise<void>;
 
-  /** Takes the lease if it is free, expired, already ours, or `takeover` is set. */
-  acquireLease(id: string, owner: Omit<Lease, 'expiresAt'>, ttlMs: number, takeover: boolean): Promise<LeaseResult>;
+  /**
+   * Takes the lease if it is free, expired or already ours; `takeover: true` takes it from anyone, and
+   * `takeover: { from }` only from that owner (atomically: not from someone who took it meanwhile).
+   */
+  acquireLease(id: string, owner: Omit<Lease, 'expiresAt'>, ttlMs: number, takeover: Takeover): Promise<LeaseResult>;
   /** Extends our lease; false when it is no longer ours (taken over, or expired and taken). */
   renewLease(id: string, ownerId: string, ttlMs: number): Promise<boolean>;
   releaseLease(id: string, ownerId: string): Promise<void>;

@@ -217,6 +217,14 @@ export function describeSessionStore(name: string, makeHarness: () => Promise<St
       expect((await store.getSession('s'))?.lease?.ownerId).toBe('b');
       await store.releaseLease('s', 'b');
       expect((await store.getSession('s'))?.lease).toBeNull();
+      // A conditional takeover only replaces the owner it names.
+      await store.acquireLease('s', owner('e'), 30_000, false);
+      expect(await store.acquireLease('s', owner('f'), 30_000, { from: 'someone-else' })).toMatchObject({
+        acquired: false,
+        holder: { ownerId: 'e' },
+      });
+      expect(await store.acquireLease('s', owner('f'), 30_000, { from: 'e' })).toMatchObject({ acquired: true });
+      await store.releaseLease('s', 'f');
       // An expired lease belongs to nobody: hidden from readers and free to take.
       await store.acquireLease('s', owner('c'), -1, false);
       expect((await store.getSession('s'))?.lease).toBeNull();
