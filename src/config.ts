@@ -11,6 +11,60 @@ export interface Config {
   /** Undefined means the command's own default (warn, or info for serve). */
   logLevel: LogLevel | undefined;
   json: boolean;
+  timing: Timing;
+}
+
+/** Every delay wa uses on the network side, in milliseconds. */
+export interface Timing {
+  /** Baileys' keep-alive ping interval (WhatsApp expects 30 s). */
+  keepAliveMs: number;
+  /** A connection with no frame for keepAliveMs + this long is dead and torn down. */
+  livenessGraceMs: number;
+  /** A socket not open after this long is abandoned (Baileys can hang in `connecting` forever). */
+  connectTimeoutMs: number;
+  leaseTtlMs: number;
+  leaseRenewMs: number;
+  /** How often serve looks for sessions paired or released since. */
+  discoveryMs: number;
+  backoffBaseMs: number;
+  backoffCapMs: number;
+  backoffResetMs: number;
+  /** Global limit on connects started per second by one serve process. */
+  connectsPerSecond: number;
+}
+
+export const DEFAULT_TIMING: Timing = {
+  keepAliveMs: 30_000,
+  livenessGraceMs: 10_000,
+  connectTimeoutMs: 20_000,
+  leaseTtlMs: 30_000,
+  leaseRenewMs: 10_000,
+  discoveryMs: 5_000,
+  backoffBaseMs: 1_000,
+  backoffCapMs: 60_000,
+  backoffResetMs: 60_000,
+  connectsPerSecond: 5,
+};
+
+/**
+ * `WA_TIMING=key=value,…` overrides timing (tests shrink keep-alive, leases and backoff with it so fault
+ * tests run in seconds; operators should rarely need it). Unknown keys and non-positive values are refused.
+ */
+export function parseTiming(spec: string | undefined): Timing {
+  const timing = { ...DEFAULT_TIMING };
+  if (!spec) return timing;
+  for (const part of spec.split(',').filter(Boolean)) {
+    const [key = '', raw = ''] = part.split('=').map((x) => x.trim());
+    const value = Number(raw);
+    if (!(key in timing) || !Number.isFinite(value) || value <= 0) {
+      throw usageError(
+        'E_CONFIG',
+        `invalid WA_TIMING entry ${JSON.stringify(part)}: use key=milliseconds with keys ${Object.keys(timing).join(', ')}`,
+      );
+    }
+    timing[key as keyof Timing] = value;
+  }
+  return timing;
 }
 
 export interface GlobalFlags {
@@ -42,5 +96,11 @@ export function resolveConfig(flags: GlobalFlags, env: Readonly<Record<string, s
   if (level !== undefined && !(LOG_LEVELS as readonly string[]).includes(level)) {
     throw usageError('E_CONFIG', `invalid log level ${JSON.stringify(level)}: use one of ${LOG_LEVELS.join(', ')}`);
   }
-  return { db, wsUrl, logLevel: level as LogLevel | undefined, json: flags.json === true };
+  return {
+    db,
+    wsUrl,
+    logLevel: level as LogLevel | undefined,
+    json: flags.json === true,
+    timing: parseTiming(env.WA_TIMING),
+  };
 }

@@ -122,6 +122,16 @@ export async function run(io: CliIo): Promise<ExitCodeType> {
     .option('--takeover', 'take the session from a live owner first')
     .action(action(async () => (await import('../commands/logout.js')).logout));
 
+  program
+    .command('serve')
+    .description('keep every paired session (or the listed ones) connected; stop with Ctrl-C or SIGTERM')
+    .argument('[ids...]', 'serve only these sessions')
+    .option(
+      '--http <[host:]port>',
+      'serve /healthz, /readyz, /sessions and /metrics (default: 0.0.0.0:$PORT when PORT is set)',
+    )
+    .action(action(async () => (await import('../commands/serve.js')).serve));
+
   try {
     if (io.argv.length === 0) {
       io.stderr.write(program.helpInformation());

@@ -24,6 +24,8 @@ export interface Output {
   /** Raw text to stderr, for QR codes and redraws. */
   raw(text: string): void;
   readonly stderr: OutputStreams['stderr'];
+  /** For serve's log lines, which are its output. */
+  readonly stdout: OutputStreams['stdout'];
   readonly color: kleur.Kleur;
 }
 
@@ -40,6 +42,7 @@ export function createOutput(
     json,
     stderrIsTTY,
     stderr: streams.stderr,
+    stdout: streams.stdout,
     color: kleur,
     data: (value) => void streams.stdout.write(`${JSON.stringify(value)}\n`),
     result: (text) => void streams.stdout.write(`${text}\n`),

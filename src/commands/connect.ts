@@ -65,7 +65,8 @@ export async function connect(ctx: Context, id: string, options: ConnectOptions)
       stopReason ??= reason;
       stop.abort();
     };
-    const lease = new SessionLease(store, id, newOwner('connect', ctx.host, ctx.pid));
+    const { leaseTtlMs: ttlMs, leaseRenewMs: renewMs } = ctx.config.timing;
+    const lease = new SessionLease(store, id, newOwner('connect', ctx.host, ctx.pid), { ttlMs, renewMs });
     await lease.acquire(options.takeover === true, () => halt('lease'));
     const onSignal = (): void => halt('interrupted');
     ctx.signal.addEventListener('abort', onSignal);
@@ -122,7 +123,13 @@ async function run({ ctx, store, id, phone, view, stop, stopReason, timeoutMs, w
   let qrCount = 0;
   let codeRequested = false;
   for (;;) {
-    const socket = makeSocket(baileys, { auth: auth.state, logger, wsUrl: ctx.config.wsUrl });
+    const socket = makeSocket(baileys, {
+      auth: auth.state,
+      logger,
+      wsUrl: ctx.config.wsUrl,
+      keepAliveMs: ctx.config.timing.keepAliveMs,
+      connectTimeoutMs: ctx.config.timing.connectTimeoutMs,
+    });
     socket.ev.on('creds.update', () => {
       auth.saveCreds().catch((error: unknown) => logger.error({ err: error }, 'saving credentials failed'));
     });

@@ -32,7 +32,8 @@ export async function logout(ctx: Context, id: string, options: LogoutOptions): 
   const store = await ctx.openStore('write');
   try {
     await requireSession(store, id);
-    const lease = new SessionLease(store, id, newOwner('logout', ctx.host, ctx.pid));
+    const { leaseTtlMs: ttlMs, leaseRenewMs: renewMs } = ctx.config.timing;
+    const lease = new SessionLease(store, id, newOwner('logout', ctx.host, ctx.pid), { ttlMs, renewMs });
     await lease.acquire(options.takeover === true, () => undefined);
     try {
       const creds = await loadCreds(store, id);
@@ -92,7 +93,13 @@ async function unlink(
   const logger = await createLogger(ctx.config.logLevel ?? 'warn', 2);
   const auth = await SessionAuth.open(store, id, { deferCredsUntilPaired: false });
   view.connecting('Connecting to WhatsApp to unlink the device…');
-  const socket = makeSocket(baileys, { auth: auth.state, logger, wsUrl: ctx.config.wsUrl });
+  const socket = makeSocket(baileys, {
+    auth: auth.state,
+    logger,
+    wsUrl: ctx.config.wsUrl,
+    keepAliveMs: ctx.config.timing.keepAliveMs,
+    connectTimeoutMs: ctx.config.timing.connectTimeoutMs,
+  });
   let timer: NodeJS.Timeout | undefined;
   let onAbort = (): void => undefined;
   const outcome = await new Promise<Outcome>((resolve) => {

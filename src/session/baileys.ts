@@ -33,10 +33,9 @@ const EXPECTED_NOISE = new Set([
 ]);
 
 /**
- * A pino logger for Baileys and wa, writing JSON lines to `fd` (2 = stderr for commands, 1 = stdout for
- * serve). Credentials never reach it: wa logs none, and Baileys' fields that can carry secrets are redacted.
+ * A pino logger for Baileys and wa, writing JSON lines to stderr (commands) or a stream (serve: stdout). Credentials never reach it: wa logs none, and Baileys' fields that can carry secrets are redacted.
  */
-export async function createLogger(level: LogLevel, fd: 1 | 2): Promise<Logger> {
+export async function createLogger(level: LogLevel, destination: 2 | NodeJS.WritableStream): Promise<Logger> {
   const { default: pino } = await import('pino');
   return pino(
     {
@@ -57,8 +56,8 @@ export async function createLogger(level: LogLevel, fd: 1 | 2): Promise<Logger> 
         },
       },
     },
-    // Synchronous, so the last lines before an exit are never lost.
-    pino.destination({ fd, sync: true }),
+    // fd 2 is written synchronously, so the last lines before an exit are never lost.
+    destination === 2 ? pino.destination({ fd: 2, sync: true }) : destination,
   );
 }
 
@@ -66,6 +65,8 @@ export interface SocketSettings {
   auth: AuthenticationState;
   logger: Logger;
   wsUrl: string | undefined;
+  keepAliveMs: number;
+  connectTimeoutMs: number;
 }
 
 /** A Baileys socket with the settings a session manager wants (no history sync, no presence, our logger). */
@@ -74,6 +75,8 @@ export function makeSocket(baileys: Baileys, settings: SocketSettings): WASocket
     auth: settings.auth,
     logger: settings.logger,
     ...(settings.wsUrl ? { waWebSocketUrl: settings.wsUrl } : {}),
+    keepAliveIntervalMs: settings.keepAliveMs,
+    connectTimeoutMs: settings.connectTimeoutMs,
     // A session manager keeps the link alive; it does not download chat history or show the account online.
     syncFullHistory: false,
     markOnlineOnConnect: false,

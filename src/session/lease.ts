@@ -2,10 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { ExitCode, WaError } from '../errors.js';
 import type { Lease, SessionStore } from '../store/types.js';
 
-/** SPEC "Leases": TTL 30 s, renewed every 10 s, released on exit. */
-export const LEASE_TTL_MS = 30_000;
-export const LEASE_RENEW_MS = 10_000;
-
 export type LeaseOwner = Omit<Lease, 'expiresAt'>;
 
 /** A fresh owner identity for this process: `<role>-<8 hex>` on this host and pid. */
@@ -33,11 +29,12 @@ export class SessionLease {
   readonly owner: LeaseOwner;
   private readonly timing: LeaseTiming;
 
-  constructor(store: SessionStore, sessionId: string, owner: LeaseOwner, timing?: LeaseTiming) {
+  /** SPEC "Leases": TTL 30 s, renewed every 10 s (config.timing), released on exit. */
+  constructor(store: SessionStore, sessionId: string, owner: LeaseOwner, timing: LeaseTiming) {
     this.store = store;
     this.sessionId = sessionId;
     this.owner = owner;
-    this.timing = timing ?? { ttlMs: LEASE_TTL_MS, renewMs: LEASE_RENEW_MS };
+    this.timing = timing;
   }
 
   /** Takes the lease or throws exit 6 naming the live owner. `takeover` takes it regardless. */

@@ -430,6 +430,12 @@ export class SqliteStore implements SessionStore {
     return this.run(() => this.stmts.renewLease.run(Date.now() + ttlMs, id, ownerId).changes === 1);
   }
 
+  renewLeases(ownerId: string, ttlMs: number): Promise<string[]> {
+    return this.run(() =>
+      this.stmts.renewLeases.all(Date.now() + ttlMs, ownerId).map((row) => (row as { session_id: string }).session_id),
+    );
+  }
+
   releaseLease(id: string, ownerId: string): Promise<void> {
     return this.run(() => {
       this.stmts.releaseLease.run(id, ownerId);
@@ -529,6 +535,7 @@ type Statements = {
   putLease: Statement;
   renewLease: Statement;
   releaseLease: Statement;
+  renewLeases: Statement;
   deleteLease: Statement;
   writeValuesTx: Transaction<[id: string, changes: readonly ValueChange[], at: string]>;
   writeCredsTx: Transaction<[id: string, value: string, summary: CredsSummary, at: string]>;
@@ -586,6 +593,7 @@ function prepare(db: Db): Statements {
       ),
     renewLease: () => db.prepare(`UPDATE wa_leases SET expires_at = ? WHERE session_id = ? AND owner_id = ?`),
     releaseLease: () => db.prepare(`DELETE FROM wa_leases WHERE session_id = ? AND owner_id = ?`),
+    renewLeases: () => db.prepare(`UPDATE wa_leases SET expires_at = ? WHERE owner_id = ? RETURNING session_id`),
     deleteLease: () => db.prepare(`DELETE FROM wa_leases WHERE session_id = ?`),
     writeValuesTx: () =>
       db.transaction((id: string, changes: readonly ValueChange[], at: string) => {

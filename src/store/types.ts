@@ -97,6 +97,8 @@ export interface SessionStore {
   /** Extends our lease; false when it is no longer ours (taken over, or expired and taken). */
   renewLease(id: string, ownerId: string, ttlMs: number): Promise<boolean>;
   releaseLease(id: string, ownerId: string): Promise<void>;
+  /** Extends every lease this owner holds, in one write; returns the session ids it still holds. */
+  renewLeases(ownerId: string, ttlMs: number): Promise<string[]>;
 
   close(): Promise<void>;
 }

@@ -1,0 +1,94 @@
+import type { Context } from '../cli/context.js';
+import { type LogLevel } from '../config.js';
+import { parseHttpAddress, startHttp } from '../daemon/http.js';
+import { prettyLines } from '../daemon/log-format.js';
+import { Metrics } from '../daemon/metrics.js';
+import { Supervisor } from '../daemon/supervisor.js';
+import { assertSessionId } from '../session-id.js';
+import { createLogger, loadBaileys } from '../session/baileys.js';
+import { newOwner } from '../session/lease.js';
+import { requireSession, sessionView } from './common.js';
+
+export interface ServeOptions {
+  http?: string | undefined;
+}
+
+/** Baileys logs every connect at info; with hundreds of sessions that drowns wa's own lines, so it gets warn unless asked for more. */
+const baileysLevel = (level: LogLevel): LogLevel =>
+  level === 'debug' || level === 'trace' || level === 'silent' || level === 'error' || level === 'fatal'
+    ? level
+    : 'warn';
+
+/**
+ * `wa serve [id…]`: the foreground daemon. Keeps every paired session it can own connected until the first
+ * SIGINT/SIGTERM, then closes each socket without logging out, waits for key writes, releases its leases
+ * and returns (exit 0). bin/wa.js turns a second signal into exit 130.
+ */
+export async function serve(ctx: Context, ids: string[], options: ServeOptions): Promise<void> {
+  ids.forEach(assertSessionId);
+  const httpSpec = options.http ?? (ctx.env.PORT ? `0.0.0.0:${ctx.env.PORT}` : undefined);
+  const address = httpSpec === undefined ? undefined : parseHttpAddress(httpSpec);
+  const store = await ctx.openStore('write');
+  try {
+    for (const id of ids) {
+      const session = await requireSession(store, id);
+      if (session.state !== 'paired')
+        ctx.out.warn(`session '${id}' is ${session.state}; it will be served once paired (wa connect ${id})`);
+    }
+    const level = ctx.config.logLevel ?? 'info';
+    const destination = ctx.out.stdout.isTTY ? prettyLines(ctx.out.stdout) : ctx.out.stdout;
+    const logger = await createLogger(level, destination);
+    const baileysLogger = logger.child({ component: 'baileys' }, { level: baileysLevel(level) });
+    const baileys = await loadBaileys();
+    const metrics = new Metrics();
+    const owner = newOwner('serve', ctx.host, ctx.pid);
+    const supervisor = new Supervisor({
+      store,
+      baileys,
+      logger,
+      baileysLogger,
+      wsUrl: ctx.config.wsUrl,
+      timing: ctx.config.timing,
+      metrics,
+      owner,
+      only: ids,
+    });
+
+    const http = address
+      ? await startHttp(
+          address,
+          {
+            ready: () => {
+              const owned = supervisor.owned();
+              const notOpen = owned.filter((s) => s.connection !== 'open').map((s) => s.id);
+              return {
+                ready: notOpen.length === 0,
+                body: { ready: notOpen.length === 0, owned: owned.length, notOpen },
+              };
+            },
+            sessions: async () => ({ db: store.location, sessions: (await store.listSessions()).map(sessionView) }),
+            metrics: async () => metrics.render((await store.listSessions()).map(sessionView)),
+          },
+          ctx.env.WA_API_TOKEN || undefined,
+        )
+      : undefined;
+
+    logger.info(
+      { owner: owner.ownerId, db: store.location, http: http?.url, sessions: ids.length > 0 ? ids : 'all paired' },
+      'wa serve started',
+    );
+    await supervisor.start();
+    await new Promise<void>((resolve) => {
+      if (ctx.signal.aborted) return resolve();
+      ctx.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    logger.info('stopping: closing sessions without logging out');
+    const started = Date.now();
+    await supervisor.stop();
+    http?.closeAllConnections();
+    await new Promise<void>((resolve) => (http ? http.close(() => resolve()) : resolve()));
+    logger.info({ ms: Date.now() - started }, 'wa serve stopped');
+  } finally {
+    await store.close();
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * The daemon's counters, rendered as Prometheus text. Kept by hand: a handful of series does not need a
+ * client library, and wa must not load anything heavy.
+ */
+import type { SessionView } from '../commands/common.js';
+
+const WRITE_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5];
+
+const escape = (value: string): string => value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+const labels = (pairs: Record<string, string>): string =>
+  `{${Object.entries(pairs)
+    .map(([k, v]) => `${k}="${escape(v)}"`)
+    .join(',')}}`;
+
+export class Metrics {
+  private readonly connects = new Map<string, number>();
+  private readonly disconnects = new Map<string, number>();
+  private readonly writeBuckets = WRITE_BUCKETS.map(() => 0);
+  private writeCount = 0;
+  private writeSum = 0;
+  private writeFailures = 0;
+
+  /** A connect attempt that ended `open`, or failed before opening. */
+  connect(result: 'open' | 'failed'): void {
+    this.connects.set(result, (this.connects.get(result) ?? 0) + 1);
+  }
+
+  /** A connection that closed, by code and the action the policy took. */
+  disconnect(code: number | null, action: string): void {
+    const key = `${code ?? 'none'}|${action}`;
+    this.disconnects.set(key, (this.disconnects.get(key) ?? 0) + 1);
+  }
+
+  keyStoreWrite(ms: number, ok: boolean): void {
+    const seconds = ms / 1000;
+    this.writeCount++;
+    this.writeSum += seconds;
+    WRITE_BUCKETS.forEach((bound, i) => {
+      if (seconds <= bound) this.writeBuckets[i]!++;
+    });
+    if (!ok) this.writeFailures++;
+  }
+
+  render(sessions: readonly SessionView[]): string {
+    const lines: string[] = [];
+    const family = (name: string, type: string, help: string): void =>
+      void lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+
+    family('wa_sessions', 'gauge', 'Sessions in the database by state.');
+    const byState = new Map<string, number>([
+      ['unpaired', 0],
+      ['paired', 0],
+      ['logged_out', 0],
+      ['replaced', 0],
+    ]);
+    for (const s of sessions) byState.set(s.state, (byState.get(s.state) ?? 0) + 1);
+    for (const [state, n] of byState) lines.push(`wa_sessions${labels({ state })} ${n}`);
+
+    family('wa_connections', 'gauge', 'Sessions by live connection state (any owner).');
+    const byConnection = new Map<string, number>([
+      ['open', 0],
+      ['connecting', 0],
+      ['closed', 0],
+    ]);
+    for (const s of sessions) byConnection.set(s.connection, (byConnection.get(s.connection) ?? 0) + 1);
+    for (const [connection, n] of byConnection) lines.push(`wa_connections${labels({ connection })} ${n}`);
+
+    family('wa_connects_total', 'counter', 'Connect attempts by this process, by result.');
+    for (const result of ['open', 'failed'])
+      lines.push(`wa_connects_total${labels({ result })} ${this.connects.get(result) ?? 0}`);
+
+    family(
+      'wa_disconnects_total',
+      'counter',
+      'Closed connections by disconnect code and the action taken (restart, retry, stop, ...).',
+    );
+    for (const [key, n] of this.disconnects) {
+      const [code = '', action = ''] = key.split('|');
+      lines.push(`wa_disconnects_total${labels({ code, action })} ${n}`);
+    }
+
+    family('wa_keystore_write_seconds', 'histogram', 'Latency of credential and key-store commits.');
+    WRITE_BUCKETS.forEach((bound, i) =>
+      lines.push(`wa_keystore_write_seconds_bucket${labels({ le: String(bound) })} ${this.writeBuckets[i]}`),
+    );
+    lines.push(`wa_keystore_write_seconds_bucket${labels({ le: '+Inf' })} ${this.writeCount}`);
+    lines.push(`wa_keystore_write_seconds_sum ${this.writeSum}`, `wa_keystore_write_seconds_count ${this.writeCount}`);
+
+    family(
+      'wa_keystore_write_failures_total',
+      'counter',
+      'Credential and key-store commits that failed (Baileys retries them).',
+    );
+    lines.push(`wa_keystore_write_failures_total ${this.writeFailures}`);
+    return `${lines.join('\n')}\n`;
+  }
+}

@@ -1,0 +1,218 @@
+import type { WASocket } from '@whiskeysockets/baileys';
+import type { Logger } from 'pino';
+import type { Timing } from '../config.js';
+import { endSocket, makeSocket, type Baileys } from '../session/baileys.js';
+import { classifyDisconnect, type Disconnect } from '../session/disconnect.js';
+import { SessionAuth } from '../session/session-auth.js';
+import { takeIdentityFailure } from '../session/verify-identity.js';
+import type { ConnectionState, SessionStore } from '../store/types.js';
+import { backoffDelay, sleep, type ConnectLimiter } from './backoff.js';
+import type { Metrics } from './metrics.js';
+
+export interface RunnerDeps {
+  id: string;
+  store: SessionStore;
+  baileys: Baileys;
+  /** wa's own log lines for this session. */
+  logger: Logger;
+  /** Handed to Baileys (usually quieter than ours). */
+  baileysLogger: Logger;
+  wsUrl: string | undefined;
+  timing: Timing;
+  limiter: ConnectLimiter;
+  metrics: Metrics;
+  /** Called once when the runner stops on its own (logged out, replaced, a stop reason). */
+  onStopped: (id: string, disconnect: Disconnect) => void;
+}
+
+/**
+ * Keeps one session connected: connect, watch, and on close apply the disconnect policy (SPEC "The
+ * daemon"): 515 at once; 401/403 logged_out and 440 replaced stop the session; 405 and failed identity
+ * checks stop it with that reason; anything else reconnects with full-jitter backoff, forever, never
+ * touching the credentials. A watchdog tears down a connection that went silent or never opened, because
+ * Baileys alone can wait ~30 s for a dead peer, or hang in `connecting` forever after an HTTP error answer
+ * to the WebSocket upgrade (shared/reference/test-server-notes.md).
+ */
+export class SessionRunner {
+  readonly id: string;
+  connection: ConnectionState = 'closed';
+  private readonly deps: RunnerDeps;
+  private readonly abort = new AbortController();
+  private done: Promise<void> = Promise.resolve();
+  private socket: WASocket | undefined;
+  private auth: SessionAuth | undefined;
+  /** Set when the lease was lost: the new owner writes the session's state from now on. */
+  private silent = false;
+
+  constructor(deps: RunnerDeps) {
+    this.deps = deps;
+    this.id = deps.id;
+  }
+
+  start(): void {
+    this.done = this.loop().catch((error: unknown) => {
+      this.deps.logger.error({ err: error }, 'session runner failed');
+      this.deps.onStopped(this.id, {
+        code: null,
+        reason: error instanceof Error ? error.message : String(error),
+        action: 'stop',
+      });
+    });
+  }
+
+  /**
+   * Closes the connection without logging out and waits for pending key writes. With `leaseLost`, it
+   * also stops writing the session's state (another process owns it now).
+   */
+  async stop(options: { leaseLost?: boolean } = {}): Promise<void> {
+    if (options.leaseLost) this.silent = true;
+    this.abort.abort();
+    await this.done;
+  }
+
+  private async record(patch: Parameters<SessionStore['updateSession']>[1]): Promise<void> {
+    if (this.silent) return;
+    await this.deps.store.updateSession(this.id, patch).catch((error: unknown) => {
+      this.deps.logger.warn({ err: error }, 'could not record the session state');
+    });
+  }
+
+  private async loop(): Promise<void> {
+    const { store, metrics, timing, logger } = this.deps;
+    const signal = this.abort.signal;
+    const auth = await SessionAuth.open(store, this.id, { deferCredsUntilPaired: false });
+    auth.stats.onCommit = (ms, ok) => metrics.keyStoreWrite(ms, ok);
+    this.auth = auth;
+    let attempt = 0;
+    try {
+      while (!signal.aborted) {
+        await this.deps.limiter.take(signal);
+        if (signal.aborted) break;
+        const { disconnect, openFor } = await this.connectOnce(auth);
+        if (signal.aborted) break;
+
+        metrics.disconnect(disconnect.code, disconnect.action);
+        this.connection = 'closed';
+        const at = new Date().toISOString();
+        await this.record({
+          connection: 'closed',
+          lastDisconnect: { code: disconnect.code, reason: disconnect.reason, at },
+        });
+        const fields = { code: disconnect.code, reason: disconnect.reason, action: disconnect.action };
+
+        if (disconnect.action === 'restart') {
+          logger.info(fields, 'restart requested by WhatsApp; reconnecting');
+          continue;
+        }
+        if (disconnect.action === 'logged_out' || disconnect.action === 'replaced') {
+          await this.record({ state: disconnect.action });
+          logger.warn(
+            fields,
+            disconnect.action === 'logged_out'
+              ? 'logged out by WhatsApp; session stopped'
+              : 'replaced by another client; session stopped',
+          );
+          this.deps.onStopped(this.id, disconnect);
+          return;
+        }
+        if (disconnect.action === 'stop' || disconnect.action === 'qr_expired') {
+          const detail = takeIdentityFailure();
+          logger.error({ ...fields, ...(detail ? { detail } : {}) }, 'session stopped');
+          this.deps.onStopped(this.id, disconnect);
+          return;
+        }
+        if (openFor !== null && openFor >= timing.backoffResetMs) attempt = 0;
+        const delay = backoffDelay(attempt++, {
+          baseMs: timing.backoffBaseMs,
+          capMs: timing.backoffCapMs,
+          resetAfterMs: timing.backoffResetMs,
+        });
+        logger.info({ ...fields, attempt, delayMs: delay }, 'disconnected; reconnecting after backoff');
+        await sleep(delay, signal);
+      }
+    } finally {
+      // Graceful: close without logging out, let pending key writes land, then stop writing.
+      if (this.socket) await endSocket(this.socket);
+      this.socket = undefined;
+      await auth.close();
+      if (this.connection !== 'closed') await this.record({ connection: 'closed' });
+      this.connection = 'closed';
+    }
+  }
+
+  /** One socket from connect to close. Resolves with why it closed and how long it was open. */
+  private connectOnce(auth: SessionAuth): Promise<{ disconnect: Disconnect; openFor: number | null }> {
+    const { baileys, baileysLogger, wsUrl, timing, logger, metrics } = this.deps;
+    const socket = makeSocket(baileys, {
+      auth: auth.state,
+      logger: baileysLogger,
+      wsUrl,
+      keepAliveMs: timing.keepAliveMs,
+      connectTimeoutMs: timing.connectTimeoutMs,
+    });
+    this.socket = socket;
+    this.connection = 'connecting';
+    void this.record({ connection: 'connecting' });
+    socket.ev.on('creds.update', () => {
+      auth.saveCreds().catch((error: unknown) => logger.error({ err: error }, 'saving credentials failed'));
+    });
+
+    const startedAt = Date.now();
+    let lastFrameAt = startedAt;
+    let openedAt: number | null = null;
+    // Any inbound frame proves the link is alive (WhatsApp pings every keep-alive interval).
+    socket.ws.on('message', () => (lastFrameAt = Date.now()));
+
+    return new Promise((resolve) => {
+      let settled = false;
+      const finish = (disconnect: Disconnect): void => {
+        if (settled) return;
+        settled = true;
+        clearInterval(watchdog);
+        this.abort.signal.removeEventListener('abort', onAbort);
+        if (openedAt === null && disconnect.action !== 'closed') metrics.connect('failed');
+        resolve({ disconnect, openFor: openedAt === null ? null : Date.now() - openedAt });
+      };
+      const abandon = (reason: string): void => {
+        // Tear the socket down now rather than waiting for a close handshake from a peer that is gone.
+        try {
+          (socket.ws as unknown as { socket?: { terminate(): void } | null }).socket?.terminate();
+        } catch {
+          // already closed
+        }
+        void socket.end(undefined).catch(() => undefined);
+        if (this.socket === socket) this.socket = undefined;
+        finish({ code: 408, reason, action: 'retry' });
+      };
+      const watchdog = setInterval(
+        () => {
+          const now = Date.now();
+          if (openedAt === null && now - startedAt > timing.connectTimeoutMs + timing.livenessGraceMs / 2) {
+            abandon(`not connected after ${Math.round((now - startedAt) / 1000)}s (stuck connecting)`);
+          } else if (openedAt !== null && now - lastFrameAt > timing.keepAliveMs + timing.livenessGraceMs) {
+            abandon(`no data from the server for ${Math.round((now - lastFrameAt) / 1000)}s`);
+          }
+        },
+        Math.min(1000, timing.keepAliveMs / 4),
+      );
+      const onAbort = (): void => finish({ code: null, reason: 'serve stopping', action: 'closed' });
+      this.abort.signal.addEventListener('abort', onAbort, { once: true });
+
+      socket.ev.on('connection.update', (update) => {
+        if (settled) return;
+        if (update.connection === 'open') {
+          openedAt = Date.now();
+          lastFrameAt = openedAt;
+          this.connection = 'open';
+          metrics.connect('open');
+          logger.info({ jid: auth.state.creds.me?.id, ms: openedAt - startedAt }, 'connection open');
+          void this.record({ connection: 'open', lastConnectedAt: new Date(openedAt).toISOString() });
+        }
+        if (update.connection === 'close') {
+          if (this.socket === socket) this.socket = undefined;
+          finish(classifyDisconnect(update.lastDisconnect?.error));
+        }
+      });
+    });
+  }
+}

@@ -1,0 +1,131 @@
+import type { Logger } from 'pino';
+import type { Timing } from '../config.js';
+import type { Baileys } from '../session/baileys.js';
+import type { Disconnect } from '../session/disconnect.js';
+import type { LeaseOwner } from '../session/lease.js';
+import type { SessionRecord, SessionStore } from '../store/types.js';
+import { ConnectLimiter } from './backoff.js';
+import type { Metrics } from './metrics.js';
+import { SessionRunner } from './session-runner.js';
+
+export interface SupervisorDeps {
+  store: SessionStore;
+  baileys: Baileys;
+  logger: Logger;
+  baileysLogger: Logger;
+  wsUrl: string | undefined;
+  timing: Timing;
+  metrics: Metrics;
+  owner: LeaseOwner;
+  /** Serve only these sessions (empty: every paired session this process can own). */
+  only: readonly string[];
+}
+
+/**
+ * Owns one runner per session it holds the lease for. It looks for sessions to take (paired, not owned by
+ * a live process) every `discoveryMs`, renews all its leases in one write every `leaseRenewMs`, and closes
+ * a session quietly when its lease turns out to be someone else's (a `--takeover`, or an expiry after a
+ * stall) instead of fighting over it.
+ */
+export class Supervisor {
+  private readonly deps: SupervisorDeps;
+  private readonly runners = new Map<string, SessionRunner>();
+  /** Sessions this process stopped for a reason, with the lastConnectedAt they had: retried only after a newer connect. */
+  private readonly stopped = new Map<string, string | null>();
+  private readonly limiter: ConnectLimiter;
+  private timers: NodeJS.Timeout[] = [];
+  private stopping = false;
+  private discovering: Promise<void> = Promise.resolve();
+
+  constructor(deps: SupervisorDeps) {
+    this.deps = deps;
+    this.limiter = new ConnectLimiter(deps.timing.connectsPerSecond);
+  }
+
+  /** Sessions this process owns right now, with their live connection state. */
+  owned(): Array<{ id: string; connection: SessionRunner['connection'] }> {
+    return [...this.runners.values()].map((r) => ({ id: r.id, connection: r.connection }));
+  }
+
+  async start(): Promise<void> {
+    await this.discover();
+    this.timers.push(
+      setInterval(() => void (this.discovering = this.discover()), this.deps.timing.discoveryMs),
+      setInterval(() => void this.renew(), this.deps.timing.leaseRenewMs),
+    );
+  }
+
+  private eligible(session: SessionRecord): boolean {
+    if (session.state !== 'paired' || this.runners.has(session.id)) return false;
+    if (this.deps.only.length > 0 && !this.deps.only.includes(session.id)) return false;
+    if (this.stopped.has(session.id) && this.stopped.get(session.id) === session.lastConnectedAt) return false;
+    return session.lease === null || session.lease.ownerId === this.deps.owner.ownerId;
+  }
+
+  private async discover(): Promise<void> {
+    if (this.stopping) return;
+    try {
+      const { store, owner, timing, logger } = this.deps;
+      for (const session of await store.listSessions()) {
+        if (this.stopping || !this.eligible(session)) continue;
+        const result = await store.acquireLease(session.id, owner, timing.leaseTtlMs, false);
+        if (!result.acquired || this.stopping) continue;
+        this.stopped.delete(session.id);
+        const runner = new SessionRunner({
+          ...this.deps,
+          id: session.id,
+          logger: logger.child({ session: session.id }),
+          baileysLogger: this.deps.baileysLogger.child({ session: session.id }),
+          limiter: this.limiter,
+          onStopped: (id, disconnect) => void this.onStopped(id, disconnect),
+        });
+        this.runners.set(session.id, runner);
+        logger.info({ session: session.id }, 'took session');
+        runner.start();
+      }
+    } catch (error) {
+      this.deps.logger.error({ err: error }, 'looking for sessions failed; retrying');
+    }
+  }
+
+  private async onStopped(id: string, disconnect: Disconnect): Promise<void> {
+    const runner = this.runners.get(id);
+    if (!runner) return;
+    this.runners.delete(id);
+    if (disconnect.action === 'stop' || disconnect.action === 'qr_expired') {
+      const session = await this.deps.store.getSession(id).catch(() => undefined);
+      this.stopped.set(id, session?.lastConnectedAt ?? null);
+    }
+    await this.deps.store.releaseLease(id, this.deps.owner.ownerId).catch(() => undefined);
+  }
+
+  private async renew(): Promise<void> {
+    if (this.stopping) return;
+    try {
+      const held = new Set(await this.deps.store.renewLeases(this.deps.owner.ownerId, this.deps.timing.leaseTtlMs));
+      for (const [id, runner] of this.runners) {
+        if (held.has(id)) continue;
+        // Someone else holds it now: close without logging out, write nothing more, do not fight back.
+        this.runners.delete(id);
+        this.deps.logger.warn({ session: id }, 'lease lost to another process; closing this session quietly');
+        void runner.stop({ leaseLost: true });
+      }
+    } catch (error) {
+      // The database may be briefly unavailable; the TTL covers three renewals.
+      this.deps.logger.warn({ err: error }, 'renewing leases failed; retrying');
+    }
+  }
+
+  /** Stops connecting, closes every socket without logging out, waits for key writes, releases leases. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const timer of this.timers) clearInterval(timer);
+    await this.discovering;
+    const runners = [...this.runners.values()];
+    this.runners.clear();
+    await Promise.all(runners.map((r) => r.stop()));
+    await Promise.all(
+      runners.map((r) => this.deps.store.releaseLease(r.id, this.deps.owner.ownerId).catch(() => undefined)),
+    );
+  }
+}
