@@ -61,10 +61,8 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
             ready: () => {
               const owned = supervisor.owned();
               const notOpen = owned.filter((s) => s.connection !== 'open').map((s) => s.id);
-              return {
-                ready: notOpen.length === 0,
-                body: { ready: notOpen.length === 0, owned: owned.length, notOpen },
-              };
+              const ready = notOpen.length === 0;
+              return Promise.resolve({ ready, body: { ready, owned: owned.length, notOpen } });
             },
             sessions: async () => ({ db: store.location, sessions: (await store.listSessions()).map(sessionView) }),
             metrics: async () => metrics.render((await store.listSessions()).map(sessionView)),
