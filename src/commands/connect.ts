@@ -4,7 +4,7 @@ import type { Context } from '../cli/context.js';
 import { createConnectView, type ConnectView } from '../cli/connect-view.js';
 import { ExitCode, usageError, WaError } from '../errors.js';
 import { assertSessionId } from '../session-id.js';
-import { createLogger, endSocket, loadBaileys, makeSocket } from '../session/baileys.js';
+import { createLogger, endSocket, guardUnhandledRejections, loadBaileys, makeSocket } from '../session/baileys.js';
 import { classifyDisconnect, type Disconnect } from '../session/disconnect.js';
 import { newOwner, SessionLease } from '../session/lease.js';
 import { SessionAuth } from '../session/session-auth.js';
@@ -113,6 +113,7 @@ interface RunArgs {
 async function run({ ctx, store, id, phone, view, stop, stopReason, timeoutMs, wasLoggedOut }: RunArgs): Promise<void> {
   const baileys = await loadBaileys();
   const logger = await createLogger(ctx.config.logLevel ?? 'warn', 2);
+  guardUnhandledRejections(logger);
   const stored = await loadCreds(store, id);
   const wasPaired = Boolean(stored?.account) && !wasLoggedOut;
   // Dead credentials (logged out) or half-made ones (an abandoned pairing) are cleared: pair anew, cleanly.

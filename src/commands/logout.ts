@@ -2,7 +2,7 @@ import { loadCreds } from '../auth/auth-state.js';
 import type { Context } from '../cli/context.js';
 import { createConnectView } from '../cli/connect-view.js';
 import { ExitCode, WaError } from '../errors.js';
-import { createLogger, endSocket, loadBaileys, makeSocket } from '../session/baileys.js';
+import { createLogger, endSocket, guardUnhandledRejections, loadBaileys, makeSocket } from '../session/baileys.js';
 import { classifyDisconnect, type Disconnect } from '../session/disconnect.js';
 import { newOwner, SessionLease } from '../session/lease.js';
 import { SessionAuth } from '../session/session-auth.js';
@@ -91,6 +91,7 @@ async function unlink(
 ): Promise<true | { action: Disconnect['action'] | 'interrupted'; reason: string }> {
   const baileys = await loadBaileys();
   const logger = await createLogger(ctx.config.logLevel ?? 'warn', 2);
+  guardUnhandledRejections(logger);
   const auth = await SessionAuth.open(store, id, { deferCredsUntilPaired: false });
   view.connecting('Connecting to WhatsApp to unlink the device…');
   const socket = makeSocket(baileys, {

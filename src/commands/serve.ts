@@ -5,7 +5,7 @@ import { prettyLines } from '../daemon/log-format.js';
 import { Metrics } from '../daemon/metrics.js';
 import { Supervisor } from '../daemon/supervisor.js';
 import { assertSessionId } from '../session-id.js';
-import { createLogger, loadBaileys } from '../session/baileys.js';
+import { createLogger, guardUnhandledRejections, loadBaileys } from '../session/baileys.js';
 import { newOwner } from '../session/lease.js';
 import { requireSession, sessionView } from './common.js';
 
@@ -39,6 +39,7 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
     const destination = ctx.out.stdout.isTTY ? prettyLines(ctx.out.stdout) : ctx.out.stdout;
     const logger = await createLogger(level, destination);
     const baileysLogger = logger.child({ component: 'baileys' }, { level: baileysLevel(level) });
+    guardUnhandledRejections(baileysLogger);
     const baileys = await loadBaileys();
     const metrics = new Metrics();
     const owner = newOwner('serve', ctx.host, ctx.pid);

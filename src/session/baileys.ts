@@ -10,6 +10,21 @@ import { installIdentityChecks } from './verify-identity.js';
 export type Baileys = typeof import('@whiskeysockets/baileys');
 
 let loaded: Baileys | undefined;
+let guarded = false;
+
+/**
+ * Baileys fires many internal promises without awaiting them (`void sendUnifiedSession()`, keep-alive
+ * pings, init queries); when the socket dies under them (EPIPE, "Connection Closed") they reject with
+ * no handler, and Node's default is to kill the process. A session manager must survive its sockets
+ * dying, so such rejections are logged at warn and the connection's own close handling takes over.
+ */
+export function guardUnhandledRejections(logger: Logger): void {
+  if (guarded) return;
+  guarded = true;
+  process.on('unhandledRejection', (reason) => {
+    logger.warn({ err: reason }, 'ignored an unhandled rejection from a closing connection');
+  });
+}
 
 /** Loads Baileys once, with wa's identity checks installed and self-tested (throws if they do not work). */
 export async function loadBaileys(): Promise<Baileys> {

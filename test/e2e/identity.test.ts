@@ -30,7 +30,7 @@ describe('wa verifies whom it talks to', () => {
     ['bad-intermediate-signature', 'intermediate not signed by the root'],
     ['wrong-serial', 'intermediate issued under another serial'],
     ['leaf-not-static', "validly signed chain whose leaf is not the server's static key"],
-  ] as const)('refuses a server whose chain has a %s (%s): exit 4, one attempt', async (mode) => {
+  ] as const)('refuses a server whose chain has a %s (%s): exit 4, one attempt', async (mode, _what) => {
     await fresh(mode);
     server.certMode = mode;
     const attemptsBefore = server.connections();

@@ -16,7 +16,12 @@ const exec = promisify(execFile);
  * scaled up and with a wide light margin, as a camera would see the terminal.
  */
 function terminalQrToPbm(block: string, scale = 4, margin = 8): string {
-  const glyphs: Record<string, [boolean, boolean]> = { '█': [false, false], '▀': [false, true], '▄': [true, false], ' ': [true, true] };
+  const glyphs: Record<string, [boolean, boolean]> = {
+    '█': [false, false],
+    '▀': [false, true],
+    '▄': [true, false],
+    ' ': [true, true],
+  };
   const rows: boolean[][] = [];
   for (const line of block.split('\n').filter((l) => l.length > 0)) {
     const top: boolean[] = [];

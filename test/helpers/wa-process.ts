@@ -33,6 +33,8 @@ export interface WaEvent {
 export class WaProcess {
   readonly child: ChildProcess;
   readonly events: WaEvent[] = [];
+  /** Every JSON line on stdout (serve's pino log lines, connect's events). */
+  readonly lines: Array<Record<string, unknown>> = [];
   stdout = '';
   stderr = '';
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -50,7 +52,10 @@ export class WaProcess {
       const lines = partial.split('\n');
       partial = lines.pop() ?? '';
       for (const line of lines) {
-        if (line.startsWith('{"event"')) this.events.push(JSON.parse(line) as WaEvent);
+        if (!line.startsWith('{')) continue;
+        const parsed = JSON.parse(line) as Record<string, unknown>;
+        this.lines.push(parsed);
+        if (typeof parsed.event === 'string') this.events.push(parsed as WaEvent);
       }
       this.notify();
     });
@@ -76,6 +81,26 @@ export class WaProcess {
       if (found) return found;
       if (exited) throw new Error(`wa exited before '${name}'. stdout: ${this.stdout}\nstderr: ${this.stderr}`);
       if (Date.now() > deadline) throw new Error(`no '${name}' event within ${timeoutMs} ms. stderr: ${this.stderr}`);
+      await new Promise<void>((resolve) => {
+        this.waiters.push(resolve);
+        setTimeout(resolve, 250);
+      });
+    }
+  }
+
+  /** Resolves with the first stdout JSON line matching the predicate. */
+  async waitForLine(
+    predicate: (line: Record<string, unknown>) => boolean,
+    timeoutMs = 30_000,
+  ): Promise<Record<string, unknown>> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.lines.find(predicate);
+      if (found) return found;
+      if (this.child.exitCode !== null || this.child.signalCode !== null)
+        throw new Error(`wa exited; stdout: ${this.stdout}\nstderr: ${this.stderr}`);
+      if (Date.now() > deadline)
+        throw new Error(`no matching line within ${timeoutMs} ms; stdout: ${this.stdout.slice(-3000)}`);
       await new Promise<void>((resolve) => {
         this.waiters.push(resolve);
         setTimeout(resolve, 250);

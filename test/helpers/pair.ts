@@ -1,0 +1,81 @@
+/**
+ * Pairs sessions in this process, through the library and the real Baileys client, against the test
+ * server: much faster than spawning `wa connect` once per session when a test needs several paired
+ * sessions. The phone "scans" each QR as soon as Baileys shows it.
+ */
+import * as baileys from '@whiskeysockets/baileys';
+import pino from 'pino';
+import { useSqliteAuthState } from '../../src/index.js';
+import type { TestServer } from '../wa-server/server.js';
+
+const silent = pino({ level: 'silent' });
+
+export interface PairOptions {
+  /** Stop right after pairing, before the first login (its 812 pre-keys are then uploaded by whoever logs in next). */
+  skipFirstLogin?: boolean;
+}
+
+export async function pairSession(
+  server: TestServer,
+  dbPath: string,
+  id: string,
+  phone: string,
+  options: PairOptions = {},
+): Promise<string> {
+  baileys.WA_CERT_DETAILS.PUBLIC_KEY = Buffer.from(server.rootPublicKey);
+  const auth = await useSqliteAuthState(dbPath, id);
+  try {
+    for (let restarts = 0; restarts < 3; restarts++) {
+      const sock = baileys.makeWASocket({
+        auth: auth.state,
+        logger: silent,
+        waWebSocketUrl: server.url,
+        syncFullHistory: false,
+        markOnlineOnConnect: false,
+      });
+      sock.ev.on('creds.update', () => void auth.saveCreds());
+      const result = await new Promise<'open' | 'restart'>((resolve, reject) => {
+        sock.ev.on('connection.update', (update) => {
+          if (update.qr) server.scanQr(update.qr, { number: phone, name: id }).catch(reject);
+          if (update.isNewLogin && options.skipFirstLogin) resolve('open');
+          if (update.connection === 'open') resolve('open');
+          if (update.connection === 'close') {
+            const code = (update.lastDisconnect?.error as { output?: { statusCode?: number } } | undefined)?.output
+              ?.statusCode;
+            if (code === 515) resolve('restart');
+            else reject(new Error(`pairing ${id} closed with ${code}`));
+          }
+        });
+      });
+      if (result === 'open') {
+        if (options.skipFirstLogin)
+          await server.waitFor(() => server.devices().some((d) => d.phone === phone && !d.removed), 10_000);
+        await auth.saveCreds();
+        await Promise.race([sock.end(undefined), new Promise((r) => setTimeout(r, 1000))]);
+        return auth.state.creds.me!.id;
+      }
+    }
+    throw new Error(`pairing ${id} kept restarting`);
+  } finally {
+    await auth.close();
+  }
+}
+
+/** Pairs sessions `prefix0..prefixN-1` with phones 1555000xxxx, a few at a time. */
+export async function pairSessions(
+  server: TestServer,
+  dbPath: string,
+  count: number,
+  prefix = 'bot',
+  options: PairOptions = {},
+): Promise<string[]> {
+  const ids = Array.from({ length: count }, (_, i) => `${prefix}${i}`);
+  for (let i = 0; i < ids.length; i += 5) {
+    await Promise.all(
+      ids
+        .slice(i, i + 5)
+        .map((id, j) => pairSession(server, dbPath, id, `1555${String(1000000 + i + j).slice(1)}`, options)),
+    );
+  }
+  return ids;
+}
