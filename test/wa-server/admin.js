@@ -23,7 +23,7 @@
  *
  * Errors: HTTP 400 with { error: message }.
  */
-import http from 'node:http'
+import http from 'node:http';
 
 /**
  * @param {import('./server.js').TestServer} server
@@ -31,7 +31,7 @@ import http from 'node:http'
  * @returns {Promise<{ url: string, port: number, close(): Promise<void> }>}
  */
 export async function startAdminServer(server, opts = {}) {
-  const host = opts.host ?? '127.0.0.1'
+  const host = opts.host ?? '127.0.0.1';
   /** @type {Record<string, (body: any) => unknown>} */
   const routes = {
     'GET /state': () => ({
@@ -42,71 +42,71 @@ export async function startAdminServer(server, opts = {}) {
       connections: server.connections(),
       openConnections: server.openConnections(),
       devices: server.devices(),
-      pendingPairingCodes: server.pendingPairingCodes()
+      pendingPairingCodes: server.pendingPairingCodes(),
     }),
     'GET /devices': () => server.devices(),
     'GET /connection-log': () => server.connectionLog(),
-    'POST /scan-qr': b => server.scanQr(String(b.qr), b.phone ?? {}),
-    'POST /enter-pairing-code': b => server.enterPairingCode(String(b.code), b.phoneNumber),
-    'POST /drop': b => ({ count: server.drop(b.jid) }),
-    'POST /silence': b => ({ count: server.silence(b.jid, { stopReading: !!b.stopReading }) }),
-    'POST /conflict': b => ({ count: server.conflict(String(b.jid)) }),
-    'POST /remove-device': b => ({ count: server.removeDevice(String(b.jid)) }),
-    'POST /reject-version': b => server.rejectVersion(!!b.on),
-    'POST /refuse-connections': b => server.refuseConnections(Number(b.ms), { mode: b.mode }),
-    'POST /http-error-on-upgrade': b => server.httpErrorOnUpgrade(b.status ?? null),
-    'POST /cert-mode': b => {
-      server.certMode = b.mode
+    'POST /scan-qr': (b) => server.scanQr(String(b.qr), b.phone ?? {}),
+    'POST /enter-pairing-code': (b) => server.enterPairingCode(String(b.code), b.phoneNumber),
+    'POST /drop': (b) => ({ count: server.drop(b.jid) }),
+    'POST /silence': (b) => ({ count: server.silence(b.jid, { stopReading: !!b.stopReading }) }),
+    'POST /conflict': (b) => ({ count: server.conflict(String(b.jid)) }),
+    'POST /remove-device': (b) => ({ count: server.removeDevice(String(b.jid)) }),
+    'POST /reject-version': (b) => server.rejectVersion(!!b.on),
+    'POST /refuse-connections': (b) => server.refuseConnections(Number(b.ms), { mode: b.mode }),
+    'POST /http-error-on-upgrade': (b) => server.httpErrorOnUpgrade(b.status ?? null),
+    'POST /cert-mode': (b) => {
+      server.certMode = b.mode;
     },
-    'POST /forge-account-signature': b => {
-      server.forgeAccountSignature = b.on === undefined ? true : !!b.on
+    'POST /forge-account-signature': (b) => {
+      server.forgeAccountSignature = b.on === undefined ? true : !!b.on;
     },
-    'POST /restart': b => server.restart(Number(b.downMs ?? 0)),
-    'POST /wait-for-device': b =>
+    'POST /restart': (b) => server.restart(Number(b.downMs ?? 0)),
+    'POST /wait-for-device': (b) =>
       server
         .waitFor(
           () =>
             server
               .devices()
               .some(
-                d =>
+                (d) =>
                   (!b.jid || d.jid === b.jid) &&
                   (!b.phone || d.phone === String(b.phone)) &&
-                  (b.online === undefined || d.online === !!b.online)
+                  (b.online === undefined || d.online === !!b.online),
               ),
-          Number(b.timeoutMs ?? 10000)
+          Number(b.timeoutMs ?? 10000),
         )
-        .then(() => server.devices())
-  }
+        .then(() => server.devices()),
+  };
   const http_ = http.createServer(async (req, res) => {
-    const key = `${req.method} ${(req.url ?? '').split('?')[0]}`
-    const route = routes[key]
+    const key = `${req.method} ${(req.url ?? '').split('?')[0]}`;
+    const route = routes[key];
     const reply = (/** @type {number} */ status, /** @type {unknown} */ body) => {
-      res.writeHead(status, { 'content-type': 'application/json', connection: 'close' })
-      res.end(JSON.stringify(body ?? { ok: true }))
-    }
-    if (!route) return reply(404, { error: `no route ${key}` })
+      res.writeHead(status, { 'content-type': 'application/json', connection: 'close' });
+      res.end(JSON.stringify(body ?? { ok: true }));
+    };
+    if (!route) return reply(404, { error: `no route ${key}` });
     try {
-      let raw = ''
-      for await (const chunk of req) raw += chunk
-      const body = raw ? JSON.parse(raw) : {}
-      reply(200, await route(body))
+      let raw = '';
+      for await (const chunk of req) raw += chunk;
+      const body = raw ? JSON.parse(raw) : {};
+      reply(200, await route(body));
     } catch (err) {
-      reply(400, { error: /** @type {Error} */ (err).message })
+      reply(400, { error: /** @type {Error} */ (err).message });
     }
-  })
+  });
   await new Promise((resolve, reject) => {
-    http_.once('error', reject)
-    http_.listen({ host, port: opts.port ?? 0 }, () => resolve(undefined))
-  })
-  const port = /** @type {import('node:net').AddressInfo} */ (http_.address()).port
+    http_.once('error', reject);
+    http_.listen({ host, port: opts.port ?? 0 }, () => resolve(undefined));
+  });
+  const port = /** @type {import('node:net').AddressInfo} */ (http_.address()).port;
   return {
     url: `http://${host}:${port}`,
     port,
     close: () =>
-      new Promise(resolve => {
-        http_.close(() => resolve(undefined))
-        http_.closeAllConnections()
-      })
-  }
+      new Promise((resolve) => {
+        http_.close(() => resolve(undefined));
+        http_.closeAllConnections();
+      }),
+  };
 }

@@ -11,9 +11,9 @@
  * and serves until SIGTERM/SIGINT (or stdin closes when --exit-on-stdin-close is given).
  * See admin.js for the admin routes.
  */
-import { parseArgs } from 'node:util'
-import { startTestServer } from './server.js'
-import { startAdminServer } from './admin.js'
+import { parseArgs } from 'node:util';
+import { startTestServer } from './server.js';
+import { startAdminServer } from './admin.js';
 
 const { values } = parseArgs({
   options: {
@@ -23,14 +23,14 @@ const { values } = parseArgs({
     refs: { type: 'string', default: '6' },
     seed: { type: 'string' },
     known: { type: 'string' },
-    'exit-on-stdin-close': { type: 'boolean', default: false }
-  }
-})
+    'exit-on-stdin-close': { type: 'boolean', default: false },
+  },
+});
 
-const host = String(values.host)
+const host = String(values.host);
 if (!['127.0.0.1', '::1', 'localhost'].includes(host)) {
-  console.error('wa test server: refusing to listen on a non-loopback host')
-  process.exit(2)
+  console.error('wa test server: refusing to listen on a non-loopback host');
+  process.exit(2);
 }
 
 const server = await startTestServer({
@@ -38,24 +38,29 @@ const server = await startTestServer({
   port: Number(values.port),
   refs: Number(values.refs),
   seed: values.seed,
-  knownNumbers: values.known ? String(values.known).split(',').filter(Boolean) : []
-})
-const admin = await startAdminServer(server, { host, port: Number(values['admin-port']) })
+  knownNumbers: values.known ? String(values.known).split(',').filter(Boolean) : [],
+});
+const admin = await startAdminServer(server, { host, port: Number(values['admin-port']) });
 
 process.stdout.write(
-  JSON.stringify({ url: server.url, port: server.port, rootPublicKey: server.rootPublicKeyBase64, adminUrl: admin.url }) + '\n'
-)
+  JSON.stringify({
+    url: server.url,
+    port: server.port,
+    rootPublicKey: server.rootPublicKeyBase64,
+    adminUrl: admin.url,
+  }) + '\n',
+);
 
-let stopping = false
+let stopping = false;
 const stop = async () => {
-  if (stopping) return
-  stopping = true
-  await Promise.all([server.close(), admin.close()])
-  process.exit(0)
-}
-process.on('SIGTERM', stop)
-process.on('SIGINT', stop)
+  if (stopping) return;
+  stopping = true;
+  await Promise.all([server.close(), admin.close()]);
+  process.exit(0);
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
 if (values['exit-on-stdin-close']) {
-  process.stdin.on('end', stop)
-  process.stdin.resume()
+  process.stdin.on('end', stop);
+  process.stdin.resume();
 }

@@ -7,19 +7,19 @@
  * `Curve.verify` is deliberately NOT used: in rc14 it accepts every 64-byte
  * signature (see /work/shared/reference/cert-verify.md).
  */
-import { createRequire } from 'node:module'
-import { createHash } from 'node:crypto'
-import { generateSignalPubKey } from '@whiskeysockets/baileys'
+import { createRequire } from 'node:module';
+import { createHash } from 'node:crypto';
+import { generateSignalPubKey } from '@whiskeysockets/baileys';
 
-const requireHere = createRequire(import.meta.url)
+const requireHere = createRequire(import.meta.url);
 /** absolute path of Baileys' entry module (lib/index.js) */
-export const BAILEYS_ENTRY = requireHere.resolve('@whiskeysockets/baileys')
-const requireFromBaileys = createRequire(BAILEYS_ENTRY)
-const libsignalCurvePath = requireFromBaileys.resolve('libsignal/src/curve.js')
+export const BAILEYS_ENTRY = requireHere.resolve('@whiskeysockets/baileys');
+const requireFromBaileys = createRequire(BAILEYS_ENTRY);
+const libsignalCurvePath = requireFromBaileys.resolve('libsignal/src/curve.js');
 /** @type {{ calculateSignature(priv: Buffer, msg: Buffer): Buffer, verifySignature(pub: Buffer, msg: Buffer, sig: Buffer, isInit?: boolean): boolean }} */
-export const signalCurve = requireFromBaileys('libsignal/src/curve.js')
+export const signalCurve = requireFromBaileys('libsignal/src/curve.js');
 /** @type {{ generateKeyPair(seed: Uint8Array): { private: Uint8Array, public: Uint8Array } }} */
-const curveJs = createRequire(libsignalCurvePath)('curve25519-js')
+const curveJs = createRequire(libsignalCurvePath)('curve25519-js');
 
 /** @typedef {{ private: Buffer, public: Buffer }} KeyPair  public is the 32-byte Montgomery key (no 0x05 prefix) */
 
@@ -30,9 +30,9 @@ const curveJs = createRequire(libsignalCurvePath)('curve25519-js')
  * @returns {KeyPair}
  */
 export function deriveKeyPair(seed, label) {
-  const secret = createHash('sha256').update(`wa-test-server|${seed}|${label}`).digest()
-  const kp = curveJs.generateKeyPair(secret)
-  return { private: Buffer.from(kp.private), public: Buffer.from(kp.public) }
+  const secret = createHash('sha256').update(`wa-test-server|${seed}|${label}`).digest();
+  const kp = curveJs.generateKeyPair(secret);
+  return { private: Buffer.from(kp.private), public: Buffer.from(kp.public) };
 }
 
 /**
@@ -43,12 +43,12 @@ export function deriveKeyPair(seed, label) {
  */
 export function deriveBytes(seed, label, length = 32) {
   /** @type {Buffer[]} */
-  const out = []
-  let n = 0
+  const out = [];
+  let n = 0;
   while (out.length * 32 < length) {
-    out.push(createHash('sha256').update(`wa-test-server-bytes|${seed}|${label}|${n++}`).digest())
+    out.push(createHash('sha256').update(`wa-test-server-bytes|${seed}|${label}|${n++}`).digest());
   }
-  return Buffer.concat(out).subarray(0, length)
+  return Buffer.concat(out).subarray(0, length);
 }
 
 /**
@@ -58,7 +58,7 @@ export function deriveBytes(seed, label, length = 32) {
  * @returns {Buffer}
  */
 export function xeddsaSign(privateKey, message) {
-  return Buffer.from(signalCurve.calculateSignature(privateKey, Buffer.from(message)))
+  return Buffer.from(signalCurve.calculateSignature(privateKey, Buffer.from(message)));
 }
 
 /**
@@ -69,11 +69,11 @@ export function xeddsaSign(privateKey, message) {
  */
 export function xeddsaVerify(publicKey, message, signature) {
   try {
-    if (!publicKey || !message || !signature) return false
-    const key = Buffer.from(generateSignalPubKey(Buffer.from(publicKey)))
-    return signalCurve.verifySignature(key, Buffer.from(message), Buffer.from(signature)) === true
+    if (!publicKey || !message || !signature) return false;
+    const key = Buffer.from(generateSignalPubKey(Buffer.from(publicKey)));
+    return signalCurve.verifySignature(key, Buffer.from(message), Buffer.from(signature)) === true;
   } catch {
-    return false
+    return false;
   }
 }
 
@@ -83,7 +83,7 @@ export function xeddsaVerify(publicKey, message, signature) {
  * @param {Uint8Array} sig
  */
 export function corruptSignature(sig) {
-  const copy = Buffer.from(sig)
-  copy[10] ^= 0x01
-  return copy
+  const copy = Buffer.from(sig);
+  copy[10] = (copy[10] ?? 0) ^ 0x01;
+  return copy;
 }

@@ -18,21 +18,21 @@
  *
  * The key is stored as a Buffer, like the original value (`Buffer.from(hex)` in lib/Defaults).
  */
-import { createRequire } from 'node:module'
-import { pathToFileURL, fileURLToPath } from 'node:url'
-import path from 'node:path'
+import { createRequire } from 'node:module';
+import { pathToFileURL, fileURLToPath } from 'node:url';
+import path from 'node:path';
 
-const b64 = process.env.WA_TEST_ROOT_PUBLIC_KEY
+const b64 = process.env.WA_TEST_ROOT_PUBLIC_KEY;
 if (b64) {
-  const key = Buffer.from(b64, 'base64')
+  const key = Buffer.from(b64, 'base64');
   if (key.length !== 32) {
-    throw new Error(`WA_TEST_ROOT_PUBLIC_KEY must be the base64 of 32 bytes (got ${key.length})`)
+    throw new Error(`WA_TEST_ROOT_PUBLIC_KEY must be the base64 of 32 bytes (got ${key.length})`);
   }
-  const from = process.env.WA_TEST_BAILEYS_FROM
+  const from = process.env.WA_TEST_BAILEYS_FROM;
   const anchor = from
     ? path.resolve(from, from.endsWith('.js') || from.endsWith('.json') ? '' : 'package.json')
-    : fileURLToPath(new URL('../../package.json', import.meta.url))
-  const entry = createRequire(anchor).resolve('@whiskeysockets/baileys')
-  const baileys = await import(pathToFileURL(entry).href)
-  baileys.WA_CERT_DETAILS.PUBLIC_KEY = key
+    : fileURLToPath(new URL('../../package.json', import.meta.url));
+  const entry = createRequire(anchor).resolve('@whiskeysockets/baileys');
+  const baileys = await import(pathToFileURL(entry).href);
+  baileys.WA_CERT_DETAILS.PUBLIC_KEY = key;
 }
