@@ -231,6 +231,18 @@ export function describeSessionStore(name: string, makeHarness: () => Promise<St
       expect(await store.acquireLease('s', owner('d'), 30_000, false)).toMatchObject({ acquired: true });
     });
 
+    it('renews all of one owner\'s leases at once', async () => {
+      for (const id of ['a', 'b', 'c']) await store.createSession(id, null);
+      await store.acquireLease('a', owner('d1'), 1000, false);
+      await store.acquireLease('b', owner('d1'), 1000, false);
+      await store.acquireLease('c', owner('d2'), 1000, false);
+      expect((await store.renewLeases('d1', 60_000)).sort()).toEqual(['a', 'b']);
+      expect((await store.getSession('a'))?.lease?.expiresAt).toBeGreaterThan(Date.now() + 50_000);
+      expect((await store.getSession('c'))?.lease?.expiresAt).toBeLessThan(Date.now() + 2000);
+      await store.acquireLease('b', owner('d2'), 1000, true);
+      expect(await store.renewLeases('d1', 60_000)).toEqual(['a']);
+    });
+
     it('keeps everything across close and reopen', async () => {
       await store.writeCreds('s', '{"k":1}', paired);
       await store.writeValues('s', [['pre-key-1', '"v"']]);
