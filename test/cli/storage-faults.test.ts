@@ -85,18 +85,26 @@ describe('storage faults', () => {
     await runWa(['--db', db, 'add', 'bad']);
     const raw = new Database(db);
     raw
-      .prepare("INSERT INTO whatsapp_auth (session_id, data_key, data_value) VALUES ('bad', 'creds', '{\"noiseKey\":{\"priv')")
+      .prepare(
+        "INSERT INTO whatsapp_auth (session_id, data_key, data_value) VALUES ('bad', 'creds', '{\"noiseKey\":{\"priv')",
+      )
       .run();
     raw.close();
     // The list reads only the registry, so one damaged session cannot hide or break the others.
     const list = await runWa(['--db', db, 'status', '--json']);
     expect(list.code).toBe(0);
-    expect((JSON.parse(list.stdout) as { sessions: Array<{ id: string }> }).sessions.map((s) => s.id)).toEqual(['bad', 'good']);
+    expect((JSON.parse(list.stdout) as { sessions: Array<{ id: string }> }).sessions.map((s) => s.id)).toEqual([
+      'bad',
+      'good',
+    ]);
     expect((await runWa(['--db', db, 'status', 'good'])).code).toBe(3);
     // Shown alone, the session's creds are checked: exit 5 naming the session and the key.
     const one = await runWa(['--db', db, 'status', 'bad', '--json']);
     expect(one.code).toBe(5);
-    expect(JSON.parse(one.stdout)).toMatchObject({ id: 'bad', error: "session 'bad': stored value 'creds' is not valid JSON" });
+    expect(JSON.parse(one.stdout)).toMatchObject({
+      id: 'bad',
+      error: "session 'bad': stored value 'creds' is not valid JSON",
+    });
     expect(one.stderr).toContain("Error: session 'bad': stored value 'creds' is not valid JSON");
     expect((await runWa(['--db', db, 'status', 'bad'])).stdout).toMatch(/^error:\s+session 'bad'/m);
     // Export copies the bytes as stored, corrupt or not: it is how the data can be rescued by hand.

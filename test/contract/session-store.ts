@@ -231,7 +231,7 @@ export function describeSessionStore(name: string, makeHarness: () => Promise<St
       expect(await store.acquireLease('s', owner('d'), 30_000, false)).toMatchObject({ acquired: true });
     });
 
-    it('renews all of one owner\'s leases at once', async () => {
+    it("renews all of one owner's leases at once", async () => {
       for (const id of ['a', 'b', 'c']) await store.createSession(id, null);
       await store.acquireLease('a', owner('d1'), 1000, false);
       await store.acquireLease('b', owner('d1'), 1000, false);

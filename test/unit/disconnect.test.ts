@@ -21,14 +21,20 @@ describe('classifyDisconnect: the disconnect policy of SPEC', () => {
   });
 
   it('tells an expired QR from a lost connection (both 408)', () => {
-    expect(classifyDisconnect(boom(408, 'QR refs attempts ended'))).toMatchObject({ action: 'qr_expired', reason: 'QR code expired' });
+    expect(classifyDisconnect(boom(408, 'QR refs attempts ended'))).toMatchObject({
+      action: 'qr_expired',
+      reason: 'QR code expired',
+    });
     expect(classifyDisconnect(boom(408, 'Connection was lost')).action).toBe('retry');
   });
 
   it('stops on failed identity checks instead of retrying', () => {
     expect(classifyDisconnect(boom(400, 'noise certificate signature invalid')).action).toBe('stop');
     expect(classifyDisconnect(boom(400, 'certification match failed')).action).toBe('stop');
-    expect(classifyDisconnect(new Error('Failed to verify account signature'))).toMatchObject({ code: null, action: 'stop' });
+    expect(classifyDisconnect(new Error('Failed to verify account signature'))).toMatchObject({
+      code: null,
+      action: 'stop',
+    });
   });
 
   it('reads our own graceful end and plain errors', () => {

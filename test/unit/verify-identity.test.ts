@@ -21,7 +21,9 @@ describe('installIdentityChecks', () => {
 
     const intermediate = Curve.generateKeyPair();
     const serverStatic = Curve.generateKeyPair();
-    const leaf = Buffer.from(proto.CertChain.NoiseCertificate.Details.encode({ key: serverStatic.public, serial: 7 }).finish());
+    const leaf = Buffer.from(
+      proto.CertChain.NoiseCertificate.Details.encode({ key: serverStatic.public, serial: 7 }).finish(),
+    );
     const leafSignature = Buffer.from(Curve.sign(intermediate.private, leaf));
     Curve.sharedKey(Curve.generateKeyPair().private, serverStatic.public);
     expect(Curve.verify(intermediate.public, leaf, leafSignature)).toBe(true);
