@@ -17,7 +17,7 @@ import type {
 } from './types.js';
 
 /** The schema version this code writes; a database with a higher `user_version` is refused. */
-export const SQLITE_SCHEMA_VERSION = 1;
+export const SQLITE_SCHEMA_VERSION = 2;
 
 export interface SqliteStoreOptions {
   /** Open without writing anything (no migration, no pragmas that write); for read-only commands. */
@@ -82,6 +82,10 @@ const MIGRATIONS: ReadonlyArray<(db: Db) => void> = [
         expires_at INTEGER NOT NULL
       );
     `);
+  },
+  // v2: database-wide settings (encryption at rest keeps its salt and key id here).
+  (db) => {
+    db.exec(`CREATE TABLE wa_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);`);
   },
 ];
 
@@ -442,6 +446,50 @@ export class SqliteStore implements SessionStore {
     });
   }
 
+  getMeta(key: string): Promise<string | undefined> {
+    return this.run(() => (this.stmts.getMeta.get(key) as { value: string } | undefined)?.value);
+  }
+
+  setMeta(key: string, value: string): Promise<void> {
+    return this.run(() => {
+      this.stmts.setMeta.run(key, value);
+    });
+  }
+
+  hasValues(): Promise<boolean> {
+    return this.run(() => this.stmts.anyValue.get() !== undefined);
+  }
+
+  rewriteAll(
+    transform: (value: string, sessionId: string, dataKey: string) => string,
+    meta: Readonly<Record<string, string | null>>,
+  ): Promise<number> {
+    return this.run(() =>
+      this.db
+        .transaction(() => {
+          const update = this.db.prepare(
+            `UPDATE whatsapp_auth SET data_value = ? WHERE session_id = ? AND data_key = ?`,
+          );
+          let count = 0;
+          // Read everything first: rows are rewritten in place, and SQLite must not see a cursor over a table it is changing.
+          const rows = this.db
+            .prepare(`SELECT session_id, data_key, data_value FROM whatsapp_auth`)
+            .raw()
+            .all() as Array<[string, string, string]>;
+          for (const [sessionId, dataKey, value] of rows) {
+            update.run(transform(value, sessionId, dataKey), sessionId, dataKey);
+            count++;
+          }
+          for (const [key, value] of Object.entries(meta)) {
+            if (value === null) this.stmts.deleteMeta.run(key);
+            else this.stmts.setMeta.run(key, value);
+          }
+          return count;
+        })
+        .immediate(),
+    );
+  }
+
   close(): Promise<void> {
     if (this.ownsDb && this.db.open) this.db.close();
     return Promise.resolve();
@@ -536,6 +584,10 @@ type Statements = {
   renewLease: Statement;
   releaseLease: Statement;
   renewLeases: Statement;
+  getMeta: Statement;
+  setMeta: Statement;
+  deleteMeta: Statement;
+  anyValue: Statement;
   deleteLease: Statement;
   writeValuesTx: Transaction<[id: string, changes: readonly ValueChange[], at: string]>;
   writeCredsTx: Transaction<[id: string, value: string, summary: CredsSummary, at: string]>;
@@ -593,6 +645,13 @@ function prepare(db: Db): Statements {
       ),
     renewLease: () => db.prepare(`UPDATE wa_leases SET expires_at = ? WHERE session_id = ? AND owner_id = ?`),
     releaseLease: () => db.prepare(`DELETE FROM wa_leases WHERE session_id = ? AND owner_id = ?`),
+    getMeta: () => db.prepare(`SELECT value FROM wa_meta WHERE key = ?`),
+    setMeta: () =>
+      db.prepare(
+        `INSERT INTO wa_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+      ),
+    deleteMeta: () => db.prepare(`DELETE FROM wa_meta WHERE key = ?`),
+    anyValue: () => db.prepare(`SELECT 1 FROM whatsapp_auth LIMIT 1`),
     renewLeases: () => db.prepare(`UPDATE wa_leases SET expires_at = ? WHERE owner_id = ? RETURNING session_id`),
     deleteLease: () => db.prepare(`DELETE FROM wa_leases WHERE session_id = ?`),
     writeValuesTx: () =>

@@ -100,5 +100,19 @@ export interface SessionStore {
   /** Extends every lease this owner holds, in one write; returns the session ids it still holds. */
   renewLeases(ownerId: string, ttlMs: number): Promise<string[]>;
 
+  /** A database-wide setting (for example the encryption parameters); undefined when unset. */
+  getMeta(key: string): Promise<string | undefined>;
+  setMeta(key: string, value: string): Promise<void>;
+  /** Whether any session has any stored auth value (tells a fresh database from one holding data). */
+  hasValues(): Promise<boolean>;
+  /**
+   * Rewrites every stored value of every session through `transform`, and sets the given meta entries
+   * (null deletes), all in one transaction: all or nothing (`wa rekey`). Returns the number of values.
+   */
+  rewriteAll(
+    transform: (value: string, sessionId: string, dataKey: string) => string,
+    meta: Readonly<Record<string, string | null>>,
+  ): Promise<number>;
+
   close(): Promise<void>;
 }

@@ -243,6 +243,39 @@ export function describeSessionStore(name: string, makeHarness: () => Promise<St
       expect(await store.renewLeases('d1', 60_000)).toEqual(['a']);
     });
 
+    it('keeps database-wide settings', async () => {
+      expect(await store.getMeta('x')).toBeUndefined();
+      await store.setMeta('x', 'one');
+      await store.setMeta('x', 'two');
+      expect(await store.getMeta('x')).toBe('two');
+    });
+
+    it('rewrites every value of every session in one transaction, or none when one fails', async () => {
+      expect(await store.hasValues()).toBe(false);
+      await store.writeCreds('a', '{"n":1}', unpaired);
+      await store.writeValues('a', [['pre-key-1', '"p"']]);
+      await store.writeValues('b', [['session-1', '"s"']]);
+      expect(await store.hasValues()).toBe(true);
+      const count = await store.rewriteAll((v, id, key) => `${id}/${key}/${v}`, { marker: 'done', gone: null });
+      expect(count).toBe(3);
+      expect(await store.readAll('a')).toEqual([
+        ['creds', 'a/creds/{"n":1}'],
+        ['pre-key-1', 'a/pre-key-1/"p"'],
+      ]);
+      expect(await store.getMeta('marker')).toBe('done');
+      await expect(
+        store.rewriteAll(
+          (v, id) => {
+            if (id === 'b') throw new Error('mid-way failure');
+            return 'changed';
+          },
+          { marker: 'half' },
+        ),
+      ).rejects.toThrow('mid-way failure');
+      expect(await store.readValues('a', ['pre-key-1'])).toEqual(new Map([['pre-key-1', 'a/pre-key-1/"p"']]));
+      expect(await store.getMeta('marker')).toBe('done');
+    });
+
     it('keeps everything across close and reopen', async () => {
       await store.writeCreds('s', '{"k":1}', paired);
       await store.writeValues('s', [['pre-key-1', '"v"']]);
