@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import type { Config } from '../config.js';
 import { isPostgresUrl } from '../config.js';
-import { usageError, WaError } from '../errors.js';
+import { WaError } from '../errors.js';
 import type { SessionStore } from '../store/types.js';
 import type { Output } from './output.js';
 
@@ -25,9 +25,8 @@ export interface Context {
 
 export async function openStore(config: Config, mode: 'write' | 'read'): Promise<SessionStore | undefined> {
   if (isPostgresUrl(config.db)) {
-    throw usageError('E_BACKEND', 'PostgreSQL databases are not supported by this version of wa yet', {
-      hint: 'use a SQLite file path with --db',
-    });
+    const { PostgresStore } = await import('../store/postgres.js');
+    return PostgresStore.open(config.db);
   }
   const { SqliteStore } = await import('../store/sqlite.js');
   if (mode === 'read' && config.db !== ':memory:' && !existsSync(config.db)) return undefined;

@@ -36,6 +36,8 @@ export class Supervisor {
   private timers: NodeJS.Timeout[] = [];
   private stopping = false;
   private discovering: Promise<void> = Promise.resolve();
+  /** When the last successful lease renewal was sent (our clock). */
+  private renewedAt = Date.now();
 
   constructor(deps: SupervisorDeps) {
     this.deps = deps;
@@ -101,19 +103,33 @@ export class Supervisor {
 
   private async renew(): Promise<void> {
     if (this.stopping) return;
+    // Measured before the request: the database's expiry is at least this much later than our clock here.
+    const attemptAt = Date.now();
     try {
       const held = new Set(await this.deps.store.renewLeases(this.deps.owner.ownerId, this.deps.timing.leaseTtlMs));
+      this.renewedAt = attemptAt;
       for (const [id, runner] of this.runners) {
         if (held.has(id)) continue;
         // Someone else holds it now: close without logging out, write nothing more, do not fight back.
-        this.runners.delete(id);
-        this.deps.logger.warn({ session: id }, 'lease lost to another process; closing this session quietly');
-        void runner.stop({ leaseLost: true });
+        this.drop(id, runner, 'lease lost to another process; closing this session quietly');
       }
     } catch (error) {
-      // The database may be briefly unavailable; the TTL covers three renewals.
       this.deps.logger.warn({ err: error }, 'renewing leases failed; retrying');
+      // Self-fencing: once our leases may have expired (the database was unreachable for a TTL, a restart
+      // say), another daemon may take them, so close our sockets first. Otherwise both would be
+      // connected for a moment, and WhatsApp answers a second login with 440 (replaced).
+      const fenceAfter = this.deps.timing.leaseTtlMs - this.deps.timing.leaseRenewMs;
+      if (Date.now() - this.renewedAt >= fenceAfter) {
+        for (const [id, runner] of this.runners)
+          this.drop(id, runner, 'could not renew the lease in time; closing this session until the database answers');
+      }
     }
+  }
+
+  private drop(id: string, runner: SessionRunner, message: string): void {
+    this.runners.delete(id);
+    this.deps.logger.warn({ session: id }, message);
+    void runner.stop({ leaseLost: true });
   }
 
   /** Stops connecting, closes every socket without logging out, waits for key writes, releases leases. */

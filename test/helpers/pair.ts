@@ -5,7 +5,10 @@
  */
 import * as baileys from '@whiskeysockets/baileys';
 import pino from 'pino';
-import { useSqliteAuthState } from '../../src/index.js';
+import { useStoreAuthState } from '../../src/index.js';
+import { PostgresStore } from '../../src/store/postgres.js';
+import { SqliteStore } from '../../src/store/sqlite.js';
+import type { SessionStore } from '../../src/store/types.js';
 import type { TestServer } from '../wa-server/server.js';
 
 const silent = pino({ level: 'silent' });
@@ -15,15 +18,20 @@ export interface PairOptions {
   skipFirstLogin?: boolean;
 }
 
+/** Opens the store behind a `--db` value: a SQLite path or a postgres:// URL. */
+export const openTestStore = async (db: string): Promise<SessionStore> =>
+  /^postgres(ql)?:/.test(db) ? PostgresStore.open(db) : new SqliteStore(db);
+
 export async function pairSession(
   server: TestServer,
-  dbPath: string,
+  db: string,
   id: string,
   phone: string,
   options: PairOptions = {},
 ): Promise<string> {
   baileys.WA_CERT_DETAILS.PUBLIC_KEY = Buffer.from(server.rootPublicKey);
-  const auth = await useSqliteAuthState(dbPath, id);
+  const store = await openTestStore(db);
+  const auth = await useStoreAuthState(store, id);
   try {
     for (let restarts = 0; restarts < 3; restarts++) {
       const sock = baileys.makeWASocket({
@@ -57,14 +65,14 @@ export async function pairSession(
     }
     throw new Error(`pairing ${id} kept restarting`);
   } finally {
-    await auth.close();
+    await store.close();
   }
 }
 
 /** Pairs sessions `prefix0..prefixN-1` with phones 1555000xxxx, a few at a time. */
 export async function pairSessions(
   server: TestServer,
-  dbPath: string,
+  db: string,
   count: number,
   prefix = 'bot',
   options: PairOptions = {},
@@ -74,7 +82,7 @@ export async function pairSessions(
     await Promise.all(
       ids
         .slice(i, i + 5)
-        .map((id, j) => pairSession(server, dbPath, id, `1555${String(1000000 + i + j).slice(1)}`, options)),
+        .map((id, j) => pairSession(server, db, id, `1555${String(1000000 + i + j).slice(1)}`, options)),
     );
   }
   return ids;

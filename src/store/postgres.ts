@@ -1,0 +1,591 @@
+/**
+ * The PostgreSQL backend: the same schema and contract as SQLite, for daemons on several hosts sharing one
+ * database. Tables live in the connection's default schema. Leases are timed by the database's clock, so
+ * hosts with skewed clocks still agree on who owns a session.
+ */
+import pg from 'pg';
+import { storageError, usageError, WaError } from '../errors.js';
+import type {
+  CredsSummary,
+  Lease,
+  LeaseResult,
+  SessionPatch,
+  SessionRecord,
+  SessionState,
+  SessionStore,
+  Takeover,
+  ValueChange,
+} from './types.js';
+
+/** The schema version this code writes; kept in wa_meta under 'schema_version'. */
+export const POSTGRES_SCHEMA_VERSION = 2;
+
+const MIGRATIONS: readonly string[] = [
+  // v1: registry and leases beside the seed's whatsapp_auth (kept as it is when it exists).
+  `CREATE TABLE IF NOT EXISTS whatsapp_auth (
+     session_id TEXT NOT NULL,
+     data_key   TEXT NOT NULL,
+     data_value TEXT NOT NULL,
+     updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+     PRIMARY KEY (session_id, data_key)
+   );
+   CREATE INDEX IF NOT EXISTS whatsapp_auth_creds ON whatsapp_auth (session_id) WHERE data_key = 'creds';
+   CREATE TABLE wa_sessions (
+     id                     TEXT PRIMARY KEY,
+     label                  TEXT,
+     state                  TEXT NOT NULL DEFAULT 'unpaired',
+     jid                    TEXT,
+     name                   TEXT,
+     created_at             TEXT NOT NULL,
+     paired_at              TEXT,
+     last_connected_at      TEXT,
+     last_disconnect_code   INTEGER,
+     last_disconnect_reason TEXT,
+     last_disconnect_at     TEXT,
+     connection             TEXT NOT NULL DEFAULT 'closed'
+   );
+   CREATE TABLE wa_leases (
+     session_id TEXT PRIMARY KEY,
+     owner_id   TEXT NOT NULL,
+     host       TEXT NOT NULL,
+     pid        INTEGER NOT NULL,
+     expires_at BIGINT NOT NULL
+   );`,
+  // v2: nothing to add here (wa_meta, which SQLite gained in v2, exists from the start on PostgreSQL);
+  // kept so both backends count versions alike.
+  `SELECT 1`,
+];
+
+/** The database's clock in epoch milliseconds, used for every lease decision. */
+const DB_NOW = `(extract(epoch from clock_timestamp()) * 1000)::bigint`;
+
+interface SessionRow {
+  id: string;
+  label: string | null;
+  state: SessionState;
+  jid: string | null;
+  name: string | null;
+  created_at: string;
+  paired_at: string | null;
+  last_connected_at: string | null;
+  last_disconnect_code: number | null;
+  last_disconnect_reason: string | null;
+  last_disconnect_at: string | null;
+  connection: SessionRecord['connection'];
+  owner_id: string | null;
+  owner_host: string | null;
+  owner_pid: number | null;
+  lease_expires_at: string | null;
+  /** Only selected when one session is shown: its creds text, checked for valid JSON. */
+  creds_text?: string | null;
+}
+
+const sessionSelect = (checkCreds: boolean): string => `
+  SELECT s.*, l.owner_id, l.host AS owner_host, l.pid AS owner_pid, l.expires_at AS lease_expires_at,
+    ${checkCreds ? 'a.data_value' : 'NULL'} AS creds_text
+  FROM wa_sessions s
+  LEFT JOIN wa_leases l ON l.session_id = s.id AND l.expires_at > ${DB_NOW}
+  ${checkCreds ? "LEFT JOIN whatsapp_auth a ON a.session_id = s.id AND a.data_key = 'creds'" : ''}`;
+
+/** A URL fit to print: the password is never shown. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return 'postgres://(unparseable URL)';
+  }
+}
+
+/** Turns pg's and the network's errors into what a user can act on. */
+function translate(error: unknown, location: string): Error {
+  if (error instanceof WaError) return error;
+  const e = error as { code?: string; message?: string };
+  const message = e.message ?? String(error);
+  switch (e.code) {
+    case 'ECONNREFUSED':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'ETIMEDOUT':
+    case 'EHOSTUNREACH':
+    case '57P01': // admin_shutdown: the server is restarting
+    case '57P03': // cannot_connect_now: starting up
+      return storageError('E_DB_UNREACHABLE', `cannot reach PostgreSQL at ${location}: ${message}`, {
+        hint: 'check that the server is running and the host and port in the URL',
+        cause: error,
+      });
+    case '28P01':
+      return storageError('E_DB_AUTH', `PostgreSQL rejected the password for ${location}`, {
+        hint: 'check the user and password in the URL (--db, WA_DB or DATABASE_URL)',
+        cause: error,
+      });
+    case '28000':
+      return storageError('E_DB_AUTH', `PostgreSQL refused the connection to ${location}: ${message}`, {
+        cause: error,
+      });
+    case '3D000':
+      return storageError('E_DB_MISSING', `the PostgreSQL database in ${location} does not exist`, {
+        hint: 'create it first (createdb, or CREATE DATABASE)',
+        cause: error,
+      });
+    case '42501':
+      return storageError('E_DB_PERMISSION', `PostgreSQL denied access on ${location}: ${message}`, { cause: error });
+  }
+  if (/timeout|terminated|Connection terminated|ECONNRESET/i.test(message)) {
+    return storageError('E_DB_UNREACHABLE', `lost the connection to PostgreSQL at ${location}: ${message}`, {
+      cause: error,
+    });
+  }
+  return error instanceof Error ? error : new Error(message);
+}
+
+export interface PostgresStoreOptions {
+  /** Connections in the pool (default 10): enough for many sessions, whose writes are short. */
+  max?: number;
+}
+
+export class PostgresStore implements SessionStore {
+  readonly backend = 'postgres' as const;
+  readonly location: string;
+  readonly pool: pg.Pool;
+  private readonly ownsPool: boolean;
+
+  private constructor(pool: pg.Pool, location: string, ownsPool: boolean) {
+    this.pool = pool;
+    this.location = location;
+    this.ownsPool = ownsPool;
+  }
+
+  /** Connects (a pool), creates or migrates the schema, and returns the store. `target` is a URL or a pg.Pool. */
+  static async open(target: string | pg.Pool, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
+    let pool: pg.Pool;
+    let location: string;
+    if (typeof target === 'string') {
+      location = redactUrl(target);
+      try {
+        pool = new pg.Pool({
+          connectionString: target,
+          max: options.max ?? 10,
+          connectionTimeoutMillis: 10_000,
+          idleTimeoutMillis: 30_000,
+        });
+      } catch (error) {
+        throw usageError('E_DB_URL', `invalid PostgreSQL URL ${location}: ${(error as Error).message}`);
+      }
+    } else {
+      pool = target;
+      location = 'postgres (pool)';
+    }
+    // An idle client whose server went away (a restart) emits 'error'; unhandled, that would kill the
+    // process. The pool drops it and the next query connects afresh.
+    pool.on('error', () => undefined);
+    const store = new PostgresStore(pool, location, typeof target === 'string');
+    try {
+      await store.migrate();
+    } catch (error) {
+      if (store.ownsPool) await pool.end().catch(() => undefined);
+      throw translate(error, location);
+    }
+    return store;
+  }
+
+  private async migrate(): Promise<void> {
+    await this.tx(async (client) => {
+      // Several daemons may start at once: one migrates, the others wait here and then find it done.
+      await client.query(`SELECT pg_advisory_xact_lock(2057240211)`);
+      await client.query(`CREATE TABLE IF NOT EXISTS wa_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
+      const row = await client.query<{ value: string }>(`SELECT value FROM wa_meta WHERE key = 'schema_version'`);
+      const version = Number(row.rows[0]?.value ?? 0);
+      if (version > POSTGRES_SCHEMA_VERSION) {
+        throw storageError(
+          'E_SCHEMA_NEWER',
+          `the database ${this.location} was written by a newer wa (schema v${version}; this wa knows v${POSTGRES_SCHEMA_VERSION})`,
+          { hint: 'upgrade wa (npm install -g wa@latest)' },
+        );
+      }
+      for (let v = version; v < POSTGRES_SCHEMA_VERSION; v++) await client.query(MIGRATIONS[v]!);
+      if (version !== POSTGRES_SCHEMA_VERSION) {
+        await client.query(
+          `INSERT INTO wa_meta (key, value) VALUES ('schema_version', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+          [String(POSTGRES_SCHEMA_VERSION)],
+        );
+      }
+    });
+  }
+
+  private async query<R extends pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
+    try {
+      return await this.pool.query<R>(text, values);
+    } catch (error) {
+      throw translate(error, this.location);
+    }
+  }
+
+  /** Runs `work` in one transaction on one pooled connection; rolls back and rethrows on any failure. */
+  private async tx<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (error) {
+      throw translate(error, this.location);
+    }
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => (broken = true));
+      throw translate(error, this.location);
+    } finally {
+      // A connection that could not even roll back is discarded rather than returned to the pool.
+      client.release(broken);
+    }
+  }
+
+  private async adoptOrphans(): Promise<void> {
+    const orphans = await this.query<{ session_id: string; data_value: string }>(
+      `SELECT session_id, data_value FROM whatsapp_auth
+       WHERE data_key = 'creds' AND NOT EXISTS (SELECT 1 FROM wa_sessions s WHERE s.id = session_id)`,
+    );
+    if (orphans.rows.length === 0) return;
+    const { summarizeCreds } = await import('./creds-summary.js');
+    const at = new Date().toISOString();
+    await this.tx(async (client) => {
+      for (const { session_id, data_value } of orphans.rows) {
+        await client.query(`INSERT INTO wa_sessions (id, created_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING`, [
+          session_id,
+          at,
+        ]);
+        const summary = summarizeCreds(data_value);
+        if (summary) await applySummary(client, session_id, summary, at);
+      }
+    });
+  }
+
+  async listSessions(): Promise<SessionRecord[]> {
+    await this.adoptOrphans();
+    const result = await this.query<SessionRow>(`${sessionSelect(false)} ORDER BY s.id COLLATE "C"`);
+    return result.rows.map(toRecord);
+  }
+
+  async getSession(id: string): Promise<SessionRecord | undefined> {
+    let row = (await this.query<SessionRow>(`${sessionSelect(true)} WHERE s.id = $1`, [id])).rows[0];
+    if (!row) {
+      await this.adoptOrphans();
+      row = (await this.query<SessionRow>(`${sessionSelect(true)} WHERE s.id = $1`, [id])).rows[0];
+    }
+    return row && toRecord(row);
+  }
+
+  async createSession(id: string, label: string | null): Promise<SessionRecord> {
+    await this.adoptOrphans();
+    const inserted = await this.query(
+      `INSERT INTO wa_sessions (id, label, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING`,
+      [id, label, new Date().toISOString()],
+    );
+    if (inserted.rowCount === 0) {
+      throw usageError('E_SESSION_EXISTS', `session '${id}' already exists`, { hint: `wa status ${id}` });
+    }
+    return (await this.getSession(id))!;
+  }
+
+  async ensureSession(id: string): Promise<void> {
+    await this.query(`INSERT INTO wa_sessions (id, created_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING`, [
+      id,
+      new Date().toISOString(),
+    ]);
+  }
+
+  deleteSession(id: string): Promise<boolean> {
+    return this.tx(async (client) => {
+      const auth = await client.query(`DELETE FROM whatsapp_auth WHERE session_id = $1`, [id]);
+      const registry = await client.query(`DELETE FROM wa_sessions WHERE id = $1`, [id]);
+      await client.query(`DELETE FROM wa_leases WHERE session_id = $1`, [id]);
+      return (auth.rowCount ?? 0) + (registry.rowCount ?? 0) > 0;
+    });
+  }
+
+  async updateSession(id: string, patch: SessionPatch): Promise<void> {
+    const sets: string[] = [];
+    const values: unknown[] = [id];
+    const set = (column: string, value: unknown): void => {
+      values.push(value);
+      sets.push(`${column} = $${values.length}`);
+    };
+    if (patch.state !== undefined) set('state', patch.state);
+    if (patch.connection !== undefined) set('connection', patch.connection);
+    if (patch.lastConnectedAt !== undefined) set('last_connected_at', patch.lastConnectedAt);
+    if (patch.lastDisconnect !== undefined) {
+      set('last_disconnect_code', patch.lastDisconnect?.code ?? null);
+      set('last_disconnect_reason', patch.lastDisconnect?.reason ?? null);
+      set('last_disconnect_at', patch.lastDisconnect?.at ?? null);
+    }
+    if (sets.length === 0) return;
+    await this.query(`UPDATE wa_sessions SET ${sets.join(', ')} WHERE id = $1`, values);
+  }
+
+  async readCreds(id: string): Promise<string | undefined> {
+    const result = await this.query<{ data_value: string }>(
+      `SELECT data_value FROM whatsapp_auth WHERE session_id = $1 AND data_key = 'creds'`,
+      [id],
+    );
+    return result.rows[0]?.data_value;
+  }
+
+  writeCreds(id: string, value: string, summary: CredsSummary): Promise<void> {
+    return this.tx(async (client) => {
+      const at = new Date().toISOString();
+      await client.query(
+        `INSERT INTO whatsapp_auth (session_id, data_key, data_value, updated_at) VALUES ($1, 'creds', $2, now())
+         ON CONFLICT (session_id, data_key) DO UPDATE SET data_value = excluded.data_value, updated_at = excluded.updated_at`,
+        [id, value],
+      );
+      await client.query(`INSERT INTO wa_sessions (id, created_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING`, [
+        id,
+        at,
+      ]);
+      await applySummary(client, id, summary, at);
+    });
+  }
+
+  async readValues(id: string, dataKeys: readonly string[]): Promise<Map<string, string>> {
+    const found = new Map<string, string>();
+    if (dataKeys.length === 0) return found;
+    const result = await this.query<{ data_key: string; data_value: string }>(
+      `SELECT data_key, data_value FROM whatsapp_auth WHERE session_id = $1 AND data_key = ANY($2::text[])`,
+      [id, dataKeys],
+    );
+    for (const row of result.rows) found.set(row.data_key, row.data_value);
+    return found;
+  }
+
+  async writeValues(id: string, changes: readonly ValueChange[]): Promise<void> {
+    if (changes.length === 0) return;
+    // The last change to a key wins, as in a sequential apply; one statement may not touch a row twice.
+    const final = new Map<string, string | null>();
+    for (const [key, value] of changes) final.set(key, value);
+    const upsertKeys: string[] = [];
+    const upsertValues: string[] = [];
+    const deleteKeys: string[] = [];
+    for (const [key, value] of final) {
+      if (value === null) {
+        deleteKeys.push(key);
+      } else {
+        upsertKeys.push(key);
+        upsertValues.push(value);
+      }
+    }
+    await this.tx(async (client) => {
+      if (deleteKeys.length > 0) {
+        await client.query(`DELETE FROM whatsapp_auth WHERE session_id = $1 AND data_key = ANY($2::text[])`, [
+          id,
+          deleteKeys,
+        ]);
+      }
+      if (upsertKeys.length > 0) {
+        await client.query(
+          `INSERT INTO whatsapp_auth (session_id, data_key, data_value, updated_at)
+           SELECT $1, k, v, now() FROM unnest($2::text[], $3::text[]) AS t(k, v)
+           ON CONFLICT (session_id, data_key) DO UPDATE SET data_value = excluded.data_value, updated_at = excluded.updated_at`,
+          [id, upsertKeys, upsertValues],
+        );
+      }
+    });
+  }
+
+  async readAll(id: string): Promise<Array<[string, string]>> {
+    const result = await this.query<{ data_key: string; data_value: string }>(
+      `SELECT data_key, data_value FROM whatsapp_auth WHERE session_id = $1 ORDER BY data_key COLLATE "C"`,
+      [id],
+    );
+    return result.rows.map((row) => [row.data_key, row.data_value]);
+  }
+
+  replaceAll(id: string, entries: readonly (readonly [string, string])[], summary: CredsSummary): Promise<void> {
+    return this.tx(async (client) => {
+      const at = new Date().toISOString();
+      await client.query(`INSERT INTO wa_sessions (id, created_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING`, [
+        id,
+        at,
+      ]);
+      await client.query(`DELETE FROM whatsapp_auth WHERE session_id = $1`, [id]);
+      if (entries.length > 0) {
+        await client.query(
+          `INSERT INTO whatsapp_auth (session_id, data_key, data_value, updated_at)
+           SELECT $1, k, v, now() FROM unnest($2::text[], $3::text[]) AS t(k, v)`,
+          [id, entries.map(([k]) => k), entries.map(([, v]) => v)],
+        );
+      }
+      await client.query(
+        `UPDATE wa_sessions SET state = 'unpaired', jid = NULL, name = NULL, paired_at = NULL WHERE id = $1`,
+        [id],
+      );
+      await applySummary(client, id, summary, at);
+    });
+  }
+
+  clearAuth(id: string): Promise<void> {
+    return this.tx(async (client) => {
+      await client.query(`DELETE FROM whatsapp_auth WHERE session_id = $1`, [id]);
+      await client.query(
+        `UPDATE wa_sessions SET state = 'unpaired', jid = NULL, name = NULL, paired_at = NULL WHERE id = $1`,
+        [id],
+      );
+    });
+  }
+
+  acquireLease(id: string, owner: Omit<Lease, 'expiresAt'>, ttlMs: number, takeover: Takeover): Promise<LeaseResult> {
+    return this.tx(async (client): Promise<LeaseResult> => {
+      // Row lock (or the insert's unique check) serializes two hosts racing for the same session.
+      await client.query(
+        `INSERT INTO wa_leases (session_id, owner_id, host, pid, expires_at) VALUES ($1, '', '', 0, 0) ON CONFLICT DO NOTHING`,
+        [id],
+      );
+      const held = (
+        await client.query<{ owner_id: string; host: string; pid: number; expires_at: string; live: boolean }>(
+          `SELECT owner_id, host, pid, expires_at, expires_at > ${DB_NOW} AS live FROM wa_leases WHERE session_id = $1 FOR UPDATE`,
+          [id],
+        )
+      ).rows[0]!;
+      const mayTake = takeover === true || (typeof takeover === 'object' && takeover.from === held.owner_id);
+      if (held.live && held.owner_id !== owner.ownerId && !mayTake) {
+        return {
+          acquired: false,
+          holder: { ownerId: held.owner_id, host: held.host, pid: held.pid, expiresAt: Number(held.expires_at) },
+        };
+      }
+      const updated = await client.query<{ expires_at: string }>(
+        `UPDATE wa_leases SET owner_id = $2, host = $3, pid = $4, expires_at = ${DB_NOW} + $5 WHERE session_id = $1 RETURNING expires_at`,
+        [id, owner.ownerId, owner.host, owner.pid, ttlMs],
+      );
+      return { acquired: true, lease: { ...owner, expiresAt: Number(updated.rows[0]!.expires_at) } };
+    });
+  }
+
+  async renewLease(id: string, ownerId: string, ttlMs: number): Promise<boolean> {
+    const result = await this.query(
+      `UPDATE wa_leases SET expires_at = ${DB_NOW} + $3 WHERE session_id = $1 AND owner_id = $2`,
+      [id, ownerId, ttlMs],
+    );
+    return result.rowCount === 1;
+  }
+
+  async renewLeases(ownerId: string, ttlMs: number): Promise<string[]> {
+    const result = await this.query<{ session_id: string }>(
+      `UPDATE wa_leases SET expires_at = ${DB_NOW} + $2 WHERE owner_id = $1 RETURNING session_id`,
+      [ownerId, ttlMs],
+    );
+    return result.rows.map((row) => row.session_id);
+  }
+
+  async releaseLease(id: string, ownerId: string): Promise<void> {
+    await this.query(`DELETE FROM wa_leases WHERE session_id = $1 AND owner_id = $2`, [id, ownerId]);
+  }
+
+  async getMeta(key: string): Promise<string | undefined> {
+    return (await this.query<{ value: string }>(`SELECT value FROM wa_meta WHERE key = $1`, [key])).rows[0]?.value;
+  }
+
+  async setMeta(key: string, value: string): Promise<void> {
+    await this.query(
+      `INSERT INTO wa_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+      [key, value],
+    );
+  }
+
+  async hasValues(): Promise<boolean> {
+    return (await this.query(`SELECT 1 FROM whatsapp_auth LIMIT 1`)).rows.length > 0;
+  }
+
+  rewriteAll(
+    transform: (value: string, sessionId: string, dataKey: string) => string,
+    meta: Readonly<Record<string, string | null>>,
+  ): Promise<number> {
+    return this.tx(async (client) => {
+      // Lock the whole table: no daemon may write a value under the old key while the rest is re-sealed.
+      await client.query(`LOCK TABLE whatsapp_auth IN EXCLUSIVE MODE`);
+      const rows = await client.query<{ session_id: string; data_key: string; data_value: string }>(
+        `SELECT session_id, data_key, data_value FROM whatsapp_auth`,
+      );
+      const sessions: string[] = [];
+      const keys: string[] = [];
+      const values: string[] = [];
+      for (const row of rows.rows) {
+        sessions.push(row.session_id);
+        keys.push(row.data_key);
+        values.push(transform(row.data_value, row.session_id, row.data_key));
+      }
+      for (let i = 0; i < sessions.length; i += 5000) {
+        await client.query(
+          `UPDATE whatsapp_auth a SET data_value = t.v FROM unnest($1::text[], $2::text[], $3::text[]) AS t(s, k, v)
+           WHERE a.session_id = t.s AND a.data_key = t.k`,
+          [sessions.slice(i, i + 5000), keys.slice(i, i + 5000), values.slice(i, i + 5000)],
+        );
+      }
+      for (const [key, value] of Object.entries(meta)) {
+        if (value === null) await client.query(`DELETE FROM wa_meta WHERE key = $1`, [key]);
+        else
+          await client.query(
+            `INSERT INTO wa_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+            [key, value],
+          );
+      }
+      return rows.rows.length;
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.ownsPool) await this.pool.end().catch(() => undefined);
+  }
+}
+
+/** Paired/unpaired from a creds write; stop states (logged_out, replaced) stay until a connect or logout. */
+async function applySummary(client: pg.PoolClient, id: string, summary: CredsSummary, at: string): Promise<void> {
+  await client.query(
+    `UPDATE wa_sessions SET jid = $2, name = $3,
+       state = CASE WHEN NOT $4 THEN 'unpaired' WHEN state = 'unpaired' THEN 'paired' ELSE state END,
+       paired_at = CASE WHEN NOT $4 THEN NULL ELSE coalesce(paired_at, $5) END
+     WHERE id = $1`,
+    [id, summary.jid, summary.name, summary.paired, at],
+  );
+}
+
+function toRecord(row: SessionRow): SessionRecord {
+  return {
+    id: row.id,
+    label: row.label,
+    state: row.state,
+    jid: row.jid,
+    name: row.name,
+    createdAt: row.created_at,
+    pairedAt: row.paired_at,
+    lastConnectedAt: row.last_connected_at,
+    lastDisconnect:
+      row.last_disconnect_at === null
+        ? null
+        : { code: row.last_disconnect_code, reason: row.last_disconnect_reason ?? '', at: row.last_disconnect_at },
+    connection: row.connection,
+    lease:
+      row.owner_id === null
+        ? null
+        : {
+            ownerId: row.owner_id,
+            host: row.owner_host ?? '',
+            pid: row.owner_pid ?? 0,
+            expiresAt: Number(row.lease_expires_at ?? 0),
+          },
+    corruptKey: typeof row.creds_text === 'string' && !isJson(row.creds_text) ? 'creds' : null,
+  };
+}
+
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
