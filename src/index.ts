@@ -8,17 +8,31 @@
  * const sock = makeWASocket({ auth: state })
  * sock.ev.on('creds.update', saveCreds)
  * ```
+ *
+ * With encryption at rest, pass the database's secret as a third argument: `{ secret: process.env.WA_SECRET }`.
  */
 import type Database from 'better-sqlite3';
 import { type StoreAuthState, useStoreAuthState } from './auth/auth-state.js';
+import { SealedStore } from './store/sealed.js';
 import { SqliteStore } from './store/sqlite.js';
 
 export type { StoreAuthState } from './auth/auth-state.js';
 export { useStoreAuthState } from './auth/auth-state.js';
 export { SqliteStore } from './store/sqlite.js';
+export { SealedStore, type SealedStoreOptions } from './store/sealed.js';
 export type * from './store/types.js';
 export { WaError, ExitCode } from './errors.js';
 export { BufferJSON } from './store/codec.js';
+
+export interface SqliteAuthStateOptions {
+  /**
+   * The database's `WA_SECRET`: every value is sealed with AES-256-GCM (see the README, "Encryption at
+   * rest"). A fresh database is set up for encryption on first use; a database sealed with another
+   * secret, or holding values in clear, is refused with a WaError (exit code 5) before anything is written.
+   * Without it, an encrypted database is refused the same way.
+   */
+  secret?: string | undefined;
+}
 
 export interface SqliteAuthState extends StoreAuthState {
   /** Closes the database if this call opened it (a Database you passed in stays open). */
@@ -29,13 +43,17 @@ export interface SqliteAuthState extends StoreAuthState {
  * A drop-in for Baileys' `useMultiFileAuthState(folder)`, backed by a SQLite database (created with
  * mode 0600 if missing). `pathOrDb` is a file path or an open better-sqlite3 Database. The session is
  * registered, so `wa status` lists it. One `keys.set()` is one transaction: it applies whole or throws.
+ * For an encrypted database pass its secret: `useSqliteAuthState(path, id, { secret: process.env.WA_SECRET })`.
  */
 export async function useSqliteAuthState(
   pathOrDb: string | Database.Database,
   sessionId: string,
+  options: SqliteAuthStateOptions = {},
 ): Promise<SqliteAuthState> {
-  const store = new SqliteStore(pathOrDb);
+  // Always wrapped: without a secret it stores in clear, and still recognizes an encrypted database.
+  const store = new SealedStore(new SqliteStore(pathOrDb), { secret: options.secret });
   try {
+    await store.unlock(); // a missing or wrong secret fails here, before the session is even registered
     return { ...(await useStoreAuthState(store, sessionId)), close: () => store.close() };
   } catch (error) {
     await store.close();
