@@ -38,6 +38,7 @@ export class Supervisor {
   private discovering: Promise<void> = Promise.resolve();
   /** When the last successful lease renewal was sent (our clock). */
   private renewedAt = Date.now();
+  private renewing = false;
 
   constructor(deps: SupervisorDeps) {
     this.deps = deps;
@@ -68,8 +69,13 @@ export class Supervisor {
     if (this.stopping) return;
     try {
       const { store, owner, timing, logger } = this.deps;
-      for (const session of await store.listSessions()) {
-        if (this.stopping || !this.eligible(session)) continue;
+      // Take no more per round than the connect rate can open before the next round: it costs nothing in
+      // time-to-open, and leaves the rest to other daemons looking at the same database, so sessions
+      // spread across them instead of the first one up taking everything. Shuffled for the same reason.
+      const perRound = Math.max(1, Math.ceil((timing.connectsPerSecond * timing.discoveryMs) / 1000));
+      const candidates = (await store.listSessions()).filter((s) => this.eligible(s));
+      for (const session of shuffle(candidates).slice(0, perRound)) {
+        if (this.stopping) break;
         const result = await store.acquireLease(session.id, owner, timing.leaseTtlMs, false);
         if (!result.acquired || this.stopping) continue;
         this.stopped.delete(session.id);
@@ -103,6 +109,18 @@ export class Supervisor {
 
   private async renew(): Promise<void> {
     if (this.stopping) return;
+    // Self-fencing: once our leases may have expired (the database unreachable or hanging for a TTL, a
+    // restart say), another daemon may take them, so close our sockets first. Otherwise both would be
+    // connected for a moment, and WhatsApp answers a second login with 440 (replaced). Checked on every
+    // tick, whether or not the last renewal has answered yet.
+    const fenceAfter = this.deps.timing.leaseTtlMs - this.deps.timing.leaseRenewMs;
+    if (Date.now() - this.renewedAt >= fenceAfter) {
+      for (const [id, runner] of this.runners) {
+        this.drop(id, runner, 'could not renew the lease in time; closing this session until the database answers');
+      }
+    }
+    if (this.renewing) return;
+    this.renewing = true;
     // Measured before the request: the database's expiry is at least this much later than our clock here.
     const attemptAt = Date.now();
     try {
@@ -115,14 +133,8 @@ export class Supervisor {
       }
     } catch (error) {
       this.deps.logger.warn({ err: error }, 'renewing leases failed; retrying');
-      // Self-fencing: once our leases may have expired (the database was unreachable for a TTL, a restart
-      // say), another daemon may take them, so close our sockets first. Otherwise both would be
-      // connected for a moment, and WhatsApp answers a second login with 440 (replaced).
-      const fenceAfter = this.deps.timing.leaseTtlMs - this.deps.timing.leaseRenewMs;
-      if (Date.now() - this.renewedAt >= fenceAfter) {
-        for (const [id, runner] of this.runners)
-          this.drop(id, runner, 'could not renew the lease in time; closing this session until the database answers');
-      }
+    } finally {
+      this.renewing = false;
     }
   }
 
@@ -144,4 +156,12 @@ export class Supervisor {
       runners.map((r) => this.deps.store.releaseLease(r.id, this.deps.owner.ownerId).catch(() => undefined)),
     );
   }
+}
+
+function shuffle<T>(items: T[]): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [items[i], items[j]] = [items[j]!, items[i]!];
+  }
+  return items;
 }

@@ -168,6 +168,8 @@ export class PostgresStore implements SessionStore {
           connectionString: target,
           max: options.max ?? 10,
           connectionTimeoutMillis: 10_000,
+          // A query that never answers (a server hanging mid-restart) must fail, not block a lease renewal forever.
+          query_timeout: 30_000,
           idleTimeoutMillis: 30_000,
         });
       } catch (error) {
