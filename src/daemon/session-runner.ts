@@ -43,6 +43,7 @@ export class SessionRunner {
   private auth: SessionAuth | undefined;
   /** Set when the lease was lost: the new owner writes the session's state from now on. */
   private silent = false;
+  private recording: Promise<void> = Promise.resolve();
 
   constructor(deps: RunnerDeps) {
     this.deps = deps;
@@ -70,11 +71,18 @@ export class SessionRunner {
     await this.done;
   }
 
-  private async record(patch: Parameters<SessionStore['updateSession']>[1]): Promise<void> {
-    if (this.silent) return;
-    await this.deps.store.updateSession(this.id, patch).catch((error: unknown) => {
-      this.deps.logger.warn({ err: error }, 'could not record the session state');
+  /**
+   * Writes the session's live state. Writes are chained so they land in the order they were made: on
+   * PostgreSQL two pooled connections could otherwise commit 'connecting' after 'open'.
+   */
+  private record(patch: Parameters<SessionStore['updateSession']>[1]): Promise<void> {
+    this.recording = this.recording.then(async () => {
+      if (this.silent) return;
+      await this.deps.store.updateSession(this.id, patch).catch((error: unknown) => {
+        this.deps.logger.warn({ err: error }, 'could not record the session state');
+      });
     });
+    return this.recording;
   }
 
   private async loop(): Promise<void> {
