@@ -39,6 +39,7 @@ export class Supervisor {
   /** When the last successful lease renewal was sent (our clock). */
   private renewedAt = Date.now();
   private renewing = false;
+  private discoveryInFlight = false;
 
   constructor(deps: SupervisorDeps) {
     this.deps = deps;
@@ -66,7 +67,10 @@ export class Supervisor {
   }
 
   private async discover(): Promise<void> {
-    if (this.stopping) return;
+    // One round at a time: a slow round (a slow database) overlapping the next could otherwise start two
+    // runners for one session, since our own lease is always ours to take again.
+    if (this.stopping || this.discoveryInFlight) return;
+    this.discoveryInFlight = true;
     try {
       const { store, owner, timing, logger } = this.deps;
       // Take no more per round than the connect rate can open before the next round: it costs nothing in
@@ -77,7 +81,7 @@ export class Supervisor {
       for (const session of shuffle(candidates).slice(0, perRound)) {
         if (this.stopping) break;
         const result = await store.acquireLease(session.id, owner, timing.leaseTtlMs, false);
-        if (!result.acquired || this.stopping) continue;
+        if (!result.acquired || this.stopping || this.runners.has(session.id)) continue;
         this.stopped.delete(session.id);
         const runner = new SessionRunner({
           ...this.deps,
@@ -93,6 +97,8 @@ export class Supervisor {
       }
     } catch (error) {
       this.deps.logger.error({ err: error }, 'looking for sessions failed; retrying');
+    } finally {
+      this.discoveryInFlight = false;
     }
   }
 

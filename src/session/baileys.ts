@@ -92,7 +92,8 @@ export function makeSocket(baileys: Baileys, settings: SocketSettings): WASocket
     ...(settings.wsUrl ? { waWebSocketUrl: settings.wsUrl } : {}),
     keepAliveIntervalMs: settings.keepAliveMs,
     connectTimeoutMs: settings.connectTimeoutMs,
-    // A session manager keeps the link alive; it does not download chat history or show the account online.
+    // A session manager keeps the link alive: no full history download (Baileys still takes the recent
+    // history it needs for LID mappings) and it does not show the account online.
     syncFullHistory: false,
     markOnlineOnConnect: false,
     // Never fetched by Baileys itself; set explicitly so no code path looks it up online.
