@@ -35,11 +35,11 @@ export class Supervisor {
   private readonly limiter: ConnectLimiter;
   private timers: NodeJS.Timeout[] = [];
   private stopping = false;
-  private discovering: Promise<void> = Promise.resolve();
+  /** The discovery round in flight, if any: one at a time. */
+  private discovery: Promise<void> | undefined;
   /** When the last successful lease renewal was sent (our clock). */
   private renewedAt = Date.now();
   private renewing = false;
-  private discoveryInFlight = false;
 
   constructor(deps: SupervisorDeps) {
     this.deps = deps;
@@ -54,7 +54,7 @@ export class Supervisor {
   async start(): Promise<void> {
     await this.discover();
     this.timers.push(
-      setInterval(() => void (this.discovering = this.discover()), this.deps.timing.discoveryMs),
+      setInterval(() => void this.discover(), this.deps.timing.discoveryMs),
       setInterval(() => void this.renew(), this.deps.timing.leaseRenewMs),
     );
   }
@@ -66,11 +66,17 @@ export class Supervisor {
     return session.lease === null || session.lease.ownerId === this.deps.owner.ownerId;
   }
 
-  private async discover(): Promise<void> {
-    // One round at a time: a slow round (a slow database) overlapping the next could otherwise start two
-    // runners for one session, since our own lease is always ours to take again.
-    if (this.stopping || this.discoveryInFlight) return;
-    this.discoveryInFlight = true;
+  /**
+   * One round at a time: a slow round (a slow database) overlapping the next could otherwise start two
+   * runners for one session, since our own lease is always ours to take again.
+   */
+  private discover(): Promise<void> {
+    if (this.stopping) return Promise.resolve();
+    this.discovery ??= this.discoverRound().finally(() => (this.discovery = undefined));
+    return this.discovery;
+  }
+
+  private async discoverRound(): Promise<void> {
     try {
       const { store, owner, timing, logger } = this.deps;
       // Take no more per round than the connect rate can open before the next round: it costs nothing in
@@ -97,8 +103,6 @@ export class Supervisor {
       }
     } catch (error) {
       this.deps.logger.error({ err: error }, 'looking for sessions failed; retrying');
-    } finally {
-      this.discoveryInFlight = false;
     }
   }
 
@@ -154,7 +158,7 @@ export class Supervisor {
   async stop(): Promise<void> {
     this.stopping = true;
     for (const timer of this.timers) clearInterval(timer);
-    await this.discovering;
+    await this.discovery;
     const runners = [...this.runners.values()];
     this.runners.clear();
     await Promise.all(runners.map((r) => r.stop()));
