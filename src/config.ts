@@ -12,6 +12,8 @@ export interface Config {
   logLevel: LogLevel | undefined;
   json: boolean;
   timing: Timing;
+  /** `WA_SECRET`: seals stored values (src/store/sealed.ts). Never printed or logged. */
+  secret: string | undefined;
 }
 
 /** Every delay wa uses on the network side, in milliseconds. */
@@ -102,5 +104,6 @@ export function resolveConfig(flags: GlobalFlags, env: Readonly<Record<string, s
     logLevel: level as LogLevel | undefined,
     json: flags.json === true,
     timing: parseTiming(env.WA_TIMING),
+    secret: nonEmpty(env.WA_SECRET),
   };
 }

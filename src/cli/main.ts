@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { resolveConfig, type GlobalFlags } from '../config.js';
 import { ExitCode, isWaError, usageError, type ExitCode as ExitCodeType } from '../errors.js';
+import { SealedStore } from '../store/sealed.js';
 import { openStore, type Context } from './context.js';
 import { createOutput, type Output, type OutputStreams } from './output.js';
 
@@ -62,7 +63,12 @@ export async function run(io: CliIo): Promise<ExitCodeType> {
         signal: io.signal,
         host: io.host,
         pid: io.pid,
-        openStore: ((mode: 'read' | 'write') => openStore(config, mode)) as Context['openStore'],
+        // Encryption at rest wraps whichever backend opened (src/store/sealed.ts): values are sealed with
+        // WA_SECRET, and an encrypted database is recognized (not misread as corrupt) without it.
+        openStore: (async (mode: 'read' | 'write') => {
+          const store = await openStore(config, mode);
+          return store && new SealedStore(store, { secret: config.secret, writable: mode === 'write' });
+        }) as Context['openStore'],
       };
       const fn = await load();
       // commander passes (...positionals, options, command); commands take (ctx, ...positionals, options).
@@ -103,6 +109,12 @@ export async function run(io: CliIo): Promise<ExitCodeType> {
     .argument('<id>', 'session id')
     .argument('<dir>', 'a new or empty folder')
     .action(action(async () => (await import('../commands/export.js')).exportFolder));
+
+  program
+    .command('rekey')
+    .description('re-seal every stored value: WA_SECRET (current) to WA_NEW_SECRET, or seal a clear database')
+    .option('--decrypt', 'store every value in clear again (turns encryption off)')
+    .action(action(async () => (await import('../commands/rekey.js')).rekey));
 
   program
     .command('connect')

@@ -9,6 +9,7 @@ import { classifyDisconnect, type Disconnect } from '../session/disconnect.js';
 import { newOwner, SessionLease } from '../session/lease.js';
 import { SessionAuth } from '../session/session-auth.js';
 import { takeIdentityFailure } from '../session/verify-identity.js';
+import { unlockValues } from '../store/sealed.js';
 import type { SessionStore } from '../store/types.js';
 import { requireSession } from './common.js';
 
@@ -58,6 +59,7 @@ export async function connect(ctx: Context, id: string, options: ConnectOptions)
   const view = createConnectView(ctx.out);
   const store = await ctx.openStore('write');
   try {
+    await unlockValues(store); // a missing or wrong WA_SECRET fails now, before any lease is taken
     const session = await requireSession(store, id);
     const stop = new AbortController();
     let stopReason: StopReason | undefined;

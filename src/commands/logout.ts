@@ -6,6 +6,7 @@ import { createLogger, endSocket, guardUnhandledRejections, loadBaileys, makeSoc
 import { classifyDisconnect, type Disconnect } from '../session/disconnect.js';
 import { newOwner, SessionLease } from '../session/lease.js';
 import { SessionAuth } from '../session/session-auth.js';
+import { unlockValues } from '../store/sealed.js';
 import type { SessionStore } from '../store/types.js';
 import { requireSession } from './common.js';
 import { parseSeconds } from './connect.js';
@@ -31,6 +32,7 @@ export async function logout(ctx: Context, id: string, options: LogoutOptions): 
   const view = createConnectView(ctx.out);
   const store = await ctx.openStore('write');
   try {
+    await unlockValues(store); // a missing or wrong WA_SECRET fails now, before any lease is taken
     await requireSession(store, id);
     const { leaseTtlMs: ttlMs, leaseRenewMs: renewMs } = ctx.config.timing;
     const lease = new SessionLease(store, id, newOwner('logout', ctx.host, ctx.pid), { ttlMs, renewMs });

@@ -7,6 +7,7 @@ import { Supervisor } from '../daemon/supervisor.js';
 import { assertSessionId } from '../session-id.js';
 import { createLogger, guardUnhandledRejections, loadBaileys } from '../session/baileys.js';
 import { newOwner } from '../session/lease.js';
+import { unlockValues } from '../store/sealed.js';
 import { requireSession, sessionView } from './common.js';
 
 export interface ServeOptions {
@@ -30,6 +31,7 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
   const address = httpSpec === undefined ? undefined : parseHttpAddress(httpSpec);
   const store = await ctx.openStore('write');
   try {
+    await unlockValues(store); // a missing or wrong WA_SECRET fails now, before any lease is taken
     for (const id of ids) {
       const session = await requireSession(store, id);
       if (session.state !== 'paired')

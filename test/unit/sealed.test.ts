@@ -67,7 +67,10 @@ describe('Sealer', () => {
   it('tells a wrong secret by its key id, without ever showing a secret or the key', async () => {
     const { sealer, params } = await createSealer(SECRET, cost);
     expect((await openSealer(SECRET, params, 'db')).keyId).toBe(sealer.keyId);
-    const error = await openSealer(WRONG, params, 'db').catch((e: unknown) => e as Error & { code: string });
+    const error = (await openSealer(WRONG, params, 'db').then(
+      () => undefined,
+      (e: unknown) => e,
+    )) as Error & { code: string };
     expect(error).toMatchObject({ code: 'E_WRONG_SECRET', exitCode: 5 });
     expect(error.message).toMatch(/^wrong WA_SECRET/);
     expect(JSON.stringify([error.message, (error as { hint?: string }).hint])).not.toMatch(/horse|mule/);
