@@ -60,3 +60,29 @@ export async function useSqliteAuthState(
     throw error;
   }
 }
+
+export interface PostgresAuthState extends StoreAuthState {
+  /** Ends the connection pool if this call made it (a pg.Pool you passed in stays open). */
+  close: () => Promise<void>;
+}
+
+/**
+ * The PostgreSQL twin of `useSqliteAuthState`: `urlOrPool` is a `postgres://` URL or a `pg.Pool`. The
+ * tables live in the connection's default schema (created and migrated on first use), and sessions are
+ * shared with every `wa` process and daemon using the same database. `pg` is loaded only when called.
+ */
+export async function usePostgresAuthState(
+  urlOrPool: string | import('pg').Pool,
+  sessionId: string,
+  options: SqliteAuthStateOptions = {},
+): Promise<PostgresAuthState> {
+  const { PostgresStore } = await import('./store/postgres.js');
+  const store = new SealedStore(await PostgresStore.open(urlOrPool), { secret: options.secret });
+  try {
+    await store.unlock();
+    return { ...(await useStoreAuthState(store, sessionId)), close: () => store.close() };
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+}
