@@ -20,6 +20,12 @@ describe('resolveConfig', () => {
     expect(resolveConfig({}, { WA_LOG_LEVEL: 'debug' }).logLevel).toBe('debug');
     expect(() => resolveConfig({ logLevel: 'chatty' }, {})).toThrow(/invalid log level/);
   });
+
+  it('takes WA_SECRET from the environment only, empty meaning unset', () => {
+    expect(resolveConfig({}, {}).secret).toBeUndefined();
+    expect(resolveConfig({}, { WA_SECRET: '' }).secret).toBeUndefined();
+    expect(resolveConfig({}, { WA_SECRET: 's3cret' }).secret).toBe('s3cret');
+  });
 });
 
 describe('session ids', () => {

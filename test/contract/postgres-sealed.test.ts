@@ -1,0 +1,52 @@
+/** The contract through SealedStore over PostgreSQL (see sqlite-sealed.test.ts for what changes and why). */
+import pg from 'pg';
+import { describe } from 'vitest';
+import { PostgresStore } from '../../src/store/postgres.js';
+import { SealedStore } from '../../src/store/sealed.js';
+import { freshSchema, pgUrl } from '../helpers/postgres.js';
+import { describeSessionStore } from './session-store.js';
+
+const cost = { N: 2 ** 10, r: 8, p: 1 };
+const secret = 'contract secret';
+
+describe.skipIf(!pgUrl)('postgres sealed', () => {
+  describeSessionStore(
+    'postgres sealed',
+    async () => {
+      const { url, schema, drop } = await freshSchema();
+      const open = async (): Promise<SealedStore> => new SealedStore(await PostgresStore.open(url), { secret, cost });
+      let store = await open();
+      const raw = new pg.Client({ connectionString: url });
+      await raw.connect();
+      return {
+        store,
+        async reopen() {
+          await store.close();
+          store = await open();
+          return store;
+        },
+        async failWritesOf(dataKey) {
+          const fn = `${schema}.fail_${dataKey.replace(/\W/g, '_')}`;
+          await raw.query(`CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger AS $$
+            BEGIN IF NEW.data_key = '${dataKey}' THEN RAISE EXCEPTION 'injected failure'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql`);
+          await raw.query(
+            `CREATE TRIGGER fail_${dataKey.replace(/\W/g, '_')} BEFORE INSERT OR UPDATE ON whatsapp_auth FOR EACH ROW EXECUTE FUNCTION ${fn}()`,
+          );
+        },
+        async writeRaw(sessionId, dataKey, value) {
+          await raw.query(
+            `INSERT INTO whatsapp_auth (session_id, data_key, data_value) VALUES ($1, $2, $3)
+             ON CONFLICT (session_id, data_key) DO UPDATE SET data_value = excluded.data_value`,
+            [sessionId, dataKey, await store.seal(sessionId, dataKey, value)],
+          );
+        },
+        async cleanup() {
+          await raw.end();
+          await store.close();
+          await drop();
+        },
+      };
+    },
+    { opaqueValues: true },
+  );
+});
