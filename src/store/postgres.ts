@@ -233,15 +233,21 @@ export class PostgresStore implements SessionStore {
       throw translate(error, this.location);
     }
     let broken = false;
+    // A checked-out client whose server goes away between two queries emits 'error' with no listener of
+    // the pool's, and an unheard 'error' event kills the process (node-postgres' documented footgun). The
+    // failure then surfaces through the next query of this transaction instead.
+    const onError = (): void => void (broken = true);
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       const result = await work(client);
       await client.query('COMMIT');
       return result;
     } catch (error) {
-      await client.query('ROLLBACK').catch(() => (broken = true));
+      if (!broken) await client.query('ROLLBACK').catch(() => (broken = true));
       throw translate(error, this.location);
     } finally {
+      client.off('error', onError);
       // A connection that could not even roll back is discarded rather than returned to the pool.
       client.release(broken);
     }

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import pg from 'pg';
 import { inject } from 'vitest';
+import { findPostgresBin, startPostgresCluster } from '../support/postgres-cluster.js';
 
 /** The throwaway cluster's admin URL from test/setup/postgres.ts, or null when PostgreSQL tests are skipped. */
 export const pgUrl: string | null = inject('pgUrl');
@@ -17,6 +18,8 @@ export async function freshSchema(): Promise<{ url: string; schema: string; drop
   await admin.end();
   const url = new URL(pgUrl);
   url.searchParams.set('options', `-c search_path=${schema}`);
+  // Tagged, so a test can kill exactly its own connections and never another test's.
+  url.searchParams.set('application_name', schema);
   return {
     url: url.toString(),
     schema,
@@ -29,19 +32,31 @@ export async function freshSchema(): Promise<{ url: string; schema: string; drop
   };
 }
 
-const control = inject('pgControl');
-
-/** Stops the throwaway cluster, keeps it down for `downMs`, and starts it again (a database restart). */
-export async function restartPostgres(downMs: number): Promise<void> {
-  if (!control) throw new Error('the PostgreSQL cluster is not ours to restart');
+/**
+ * A PostgreSQL cluster of the test's own (a few seconds to start), for tests that stop or restart the
+ * server: doing that to the shared cluster would break every other test running at the same time.
+ */
+export async function privateCluster(): Promise<{
+  url: string;
+  restart: (downMs: number) => Promise<void>;
+  stop: () => void;
+}> {
+  const bin = findPostgresBin();
+  if (!bin) throw new Error('no PostgreSQL server binaries');
+  const cluster = await startPostgresCluster({ bin });
+  const { control } = cluster;
   const pgCtl = (args: string[]): void => {
     const command = join(control.bin, 'pg_ctl');
     if (control.asRoot) execFileSync('runuser', ['-u', 'postgres', '--', command, ...args]);
     else execFileSync(command, args);
   };
-  pgCtl(['-D', control.data, '-m', 'fast', '-w', 'stop']);
-  await new Promise((resolve) => setTimeout(resolve, downMs));
-  pgCtl(['-D', control.data, '-l', control.log, '-w', '-t', '60', 'start', '-o', control.options]);
+  return {
+    url: cluster.url,
+    stop: cluster.stop,
+    async restart(downMs) {
+      pgCtl(['-D', control.data, '-m', 'fast', '-w', 'stop']);
+      await new Promise((resolve) => setTimeout(resolve, downMs));
+      pgCtl(['-D', control.data, '-l', control.log, '-w', '-t', '60', 'start', '-o', control.options]);
+    },
+  };
 }
-
-export const canRestartPostgres = control !== null;

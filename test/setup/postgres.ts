@@ -14,13 +14,10 @@ declare module 'vitest' {
   export interface ProvidedContext {
     /** An admin URL for a PostgreSQL database the tests may use, or null when PostgreSQL tests are skipped. */
     pgUrl: string | null;
-    /** How to stop and start that cluster (null when it is not ours to control). */
-    pgControl: { bin: string; data: string; log: string; options: string; asRoot: boolean } | null;
   }
 }
 
 export default async function setup(project: TestProject): Promise<(() => void) | undefined> {
-  project.provide('pgControl', null);
   if (process.env.WA_TEST_PG_URL) {
     project.provide('pgUrl', process.env.WA_TEST_PG_URL);
     return undefined;
@@ -41,6 +38,5 @@ export default async function setup(project: TestProject): Promise<(() => void) 
   const cluster = await startPostgresCluster({ bin });
   console.log(`\n[wa tests] throwaway PostgreSQL: ${cluster.url.replace(/:[^:@/]+@/, ':***@')} (${bin})\n`);
   project.provide('pgUrl', cluster.url);
-  project.provide('pgControl', cluster.control);
   return cluster.stop;
 }
