@@ -193,6 +193,15 @@ export class PostgresStore implements SessionStore {
   }
 
   private async migrate(): Promise<void> {
+    // The common case, an up-to-date schema, costs one plain read and no lock.
+    const current = await this.pool
+      .query<{ value: string }>(`SELECT value FROM wa_meta WHERE key = 'schema_version'`)
+      .then((result) => Number(result.rows[0]?.value ?? 0))
+      .catch((error: { code?: string }) => {
+        if (error.code === '42P01') return 0; // no wa_meta yet: a new database, or one the seed made
+        throw error;
+      });
+    if (current === POSTGRES_SCHEMA_VERSION) return;
     await this.tx(async (client) => {
       // Several daemons may start at once: one migrates, the others wait here and then find it done.
       await client.query(`SELECT pg_advisory_xact_lock(2057240211)`);
