@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import type { Config } from '../config.js';
 import { isPostgresUrl } from '../config.js';
 import { WaError } from '../errors.js';
+import { ENCRYPTION_META_KEY } from '../store/codec.js';
 import type { SessionStore } from '../store/types.js';
 import type { Output } from './output.js';
 
@@ -24,6 +25,17 @@ export interface Context {
 }
 
 export async function openStore(config: Config, mode: 'write' | 'read'): Promise<SessionStore | undefined> {
+  const backend = await openBackend(config, mode);
+  if (!backend) return undefined;
+  // Encryption at rest wraps whichever backend opened (src/store/sealed.ts): values are sealed with
+  // WA_SECRET, and an encrypted database is recognized (not misread as corrupt) without it. A database in
+  // clear opened without a secret needs no wrapper, which keeps node:crypto out of `wa status`.
+  if (config.secret === undefined && (await backend.getMeta(ENCRYPTION_META_KEY)) === undefined) return backend;
+  const { SealedStore } = await import('../store/sealed.js');
+  return new SealedStore(backend, { secret: config.secret, writable: mode === 'write' });
+}
+
+async function openBackend(config: Config, mode: 'write' | 'read'): Promise<SessionStore | undefined> {
   if (isPostgresUrl(config.db)) {
     const { PostgresStore } = await import('../store/postgres.js');
     return PostgresStore.open(config.db);

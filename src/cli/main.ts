@@ -7,9 +7,8 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { resolveConfig, type GlobalFlags } from '../config.js';
 import { ExitCode, isWaError, usageError, type ExitCode as ExitCodeType } from '../errors.js';
-import { SealedStore } from '../store/sealed.js';
 import { openStore, type Context } from './context.js';
-import { createOutput, type Output, type OutputStreams } from './output.js';
+import { createOutput, loadPaint, type Output, type OutputStreams } from './output.js';
 
 export interface CliIo extends OutputStreams {
   argv: readonly string[];
@@ -25,7 +24,8 @@ const VERSION = (
 ).version;
 
 export async function run(io: CliIo): Promise<ExitCodeType> {
-  let out: Output = createOutput(io, io.argv.includes('--json'), io.env);
+  const paint = await loadPaint(io.stderr, io.env);
+  let out: Output = createOutput(io, io.argv.includes('--json'), paint);
   let exitCode: ExitCodeType = ExitCode.ok;
   let debug = false;
   const program = new Command('wa');
@@ -54,7 +54,7 @@ export async function run(io: CliIo): Promise<ExitCodeType> {
     async (...args: unknown[]): Promise<void> => {
       const command = args[args.length - 1] as Command;
       const config = resolveConfig(command.optsWithGlobals<GlobalFlags>(), io.env);
-      out = createOutput(io, config.json, io.env);
+      out = createOutput(io, config.json, paint);
       debug = config.logLevel === 'debug' || config.logLevel === 'trace';
       const ctx: Context = {
         config,
@@ -63,12 +63,7 @@ export async function run(io: CliIo): Promise<ExitCodeType> {
         signal: io.signal,
         host: io.host,
         pid: io.pid,
-        // Encryption at rest wraps whichever backend opened (src/store/sealed.ts): values are sealed with
-        // WA_SECRET, and an encrypted database is recognized (not misread as corrupt) without it.
-        openStore: (async (mode: 'read' | 'write') => {
-          const store = await openStore(config, mode);
-          return store && new SealedStore(store, { secret: config.secret, writable: mode === 'write' });
-        }) as Context['openStore'],
+        openStore: ((mode: 'read' | 'write') => openStore(config, mode)) as Context['openStore'],
       };
       const fn = await load();
       // commander passes (...positionals, options, command); commands take (ctx, ...positionals, options).

@@ -1,5 +1,4 @@
 // The one place that writes to the terminal: commands get an Output and never touch process streams.
-import kleur from 'kleur';
 import type { Writable } from 'node:stream';
 
 export interface OutputStreams {
@@ -26,29 +25,46 @@ export interface Output {
   readonly stderr: OutputStreams['stderr'];
   /** For serve's log lines, which are its output. */
   readonly stdout: OutputStreams['stdout'];
-  readonly color: kleur.Kleur;
+  readonly color: Paint;
 }
 
-export function createOutput(
-  streams: OutputStreams,
-  json: boolean,
+/** The few colours wa uses. */
+export interface Paint {
+  green(text: string): string;
+  yellow(text: string): string;
+  bold(text: string): string;
+}
+
+const plain: Paint = { green: (t) => t, yellow: (t) => t, bold: (t) => t };
+
+/**
+ * kleur when stderr (what wa colours) is a terminal and NO_COLOR / TERM=dumb do not say otherwise; plain
+ * text otherwise, without even loading kleur, so scripts and pipes pay nothing for colour.
+ */
+export async function loadPaint(
+  stderr: OutputStreams['stderr'],
   env: Readonly<Record<string, string | undefined>>,
-): Output {
-  const stderrIsTTY = streams.stderr.isTTY === true;
-  // kleur decides from stdout by default; colour what we actually write (stderr) and honour NO_COLOR.
-  kleur.enabled = stderrIsTTY && env.NO_COLOR === undefined && env.TERM !== 'dumb';
+): Promise<Paint> {
+  if (stderr.isTTY !== true || env.NO_COLOR !== undefined || env.TERM === 'dumb') return plain;
+  const { default: kleur } = await import('kleur');
+  // kleur decides from stdout by default; colour what we actually write.
+  kleur.enabled = true;
+  return kleur;
+}
+
+export function createOutput(streams: OutputStreams, json: boolean, paint: Paint = plain): Output {
   const err = (text: string): void => void streams.stderr.write(`${text}\n`);
   return {
     json,
-    stderrIsTTY,
+    stderrIsTTY: streams.stderr.isTTY === true,
     stderr: streams.stderr,
     stdout: streams.stdout,
-    color: kleur,
+    color: paint,
     data: (value) => void streams.stdout.write(`${JSON.stringify(value)}\n`),
     result: (text) => void streams.stdout.write(`${text}\n`),
     info: err,
-    success: (text) => err(kleur.green(text)),
-    warn: (text) => err(kleur.yellow(`Warning: ${text}`)),
+    success: (text) => err(paint.green(text)),
+    warn: (text) => err(paint.yellow(`Warning: ${text}`)),
     raw: (text) => void streams.stderr.write(text),
   };
 }

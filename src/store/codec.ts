@@ -53,6 +53,9 @@ export type KeyType = (typeof KEY_TYPES)[number];
 
 export const CREDS_KEY = 'creds';
 
+/** The meta key holding the encryption parameters (absent: values are stored in clear; src/store/sealed.ts). */
+export const ENCRYPTION_META_KEY = 'encryption';
+
 /**
  * `useMultiFileAuthState` stores `${type}-${id}` under the file name `fixFileName(...)`, which maps `/` to
  * `__` and `:` to `-`. The mapping is not reversible (`tctoken-__index` is a literal `__`), so the database

@@ -19,7 +19,7 @@
  */
 import { createCipheriv, createDecipheriv, createHmac, randomBytes, scrypt } from 'node:crypto';
 import { storageError, WaError } from '../errors.js';
-import { CREDS_KEY } from './codec.js';
+import { CREDS_KEY, ENCRYPTION_META_KEY } from './codec.js';
 import type {
   CredsSummary,
   Lease,
@@ -31,8 +31,7 @@ import type {
   ValueChange,
 } from './types.js';
 
-/** The meta key holding the encryption parameters (absent: values are stored in clear). */
-export const ENCRYPTION_META_KEY = 'encryption';
+export { ENCRYPTION_META_KEY };
 
 const FORMAT = 'wa1';
 const IV_BYTES = 12;
