@@ -11,11 +11,11 @@ import type {
   LeaseResult,
   SessionPatch,
   SessionRecord,
-  SessionState,
   SessionStore,
   Takeover,
   ValueChange,
 } from './types.js';
+import { toSessionRecord, type SessionRow } from './session-row.js';
 
 /** The schema version this code writes; kept in wa_meta under 'schema_version'. */
 export const POSTGRES_SCHEMA_VERSION = 2;
@@ -59,26 +59,8 @@ const MIGRATIONS: readonly string[] = [
 /** The database's clock in epoch milliseconds, used for every lease decision. */
 const DB_NOW = `(extract(epoch from clock_timestamp()) * 1000)::bigint`;
 
-interface SessionRow {
-  id: string;
-  label: string | null;
-  state: SessionState;
-  jid: string | null;
-  name: string | null;
-  created_at: string;
-  paired_at: string | null;
-  last_connected_at: string | null;
-  last_disconnect_code: number | null;
-  last_disconnect_reason: string | null;
-  last_disconnect_at: string | null;
-  connection: SessionRecord['connection'];
-  owner_id: string | null;
-  owner_host: string | null;
-  owner_pid: number | null;
-  lease_expires_at: string | null;
-  /** Only selected when one session is shown: its creds text, checked for valid JSON. */
-  creds_text?: string | null;
-}
+/** A registry row; `creds_text` is selected for one session only, to check it is valid JSON. */
+type PostgresSessionRow = SessionRow & { creds_text?: string | null };
 
 const sessionSelect = (checkCreds: boolean): string => `
   SELECT s.*, l.owner_id, l.host AS owner_host, l.pid AS owner_pid, l.expires_at AS lease_expires_at,
@@ -284,15 +266,15 @@ export class PostgresStore implements SessionStore {
 
   async listSessions(): Promise<SessionRecord[]> {
     await this.adoptOrphans();
-    const result = await this.query<SessionRow>(`${sessionSelect(false)} ORDER BY s.id COLLATE "C"`);
+    const result = await this.query<PostgresSessionRow>(`${sessionSelect(false)} ORDER BY s.id COLLATE "C"`);
     return result.rows.map(toRecord);
   }
 
   async getSession(id: string): Promise<SessionRecord | undefined> {
-    let row = (await this.query<SessionRow>(`${sessionSelect(true)} WHERE s.id = $1`, [id])).rows[0];
+    let row = (await this.query<PostgresSessionRow>(`${sessionSelect(true)} WHERE s.id = $1`, [id])).rows[0];
     if (!row) {
       await this.adoptOrphans();
-      row = (await this.query<SessionRow>(`${sessionSelect(true)} WHERE s.id = $1`, [id])).rows[0];
+      row = (await this.query<PostgresSessionRow>(`${sessionSelect(true)} WHERE s.id = $1`, [id])).rows[0];
     }
     return row && toRecord(row);
   }
@@ -570,33 +552,8 @@ async function applySummary(client: pg.PoolClient, id: string, summary: CredsSum
   );
 }
 
-function toRecord(row: SessionRow): SessionRecord {
-  return {
-    id: row.id,
-    label: row.label,
-    state: row.state,
-    jid: row.jid,
-    name: row.name,
-    createdAt: row.created_at,
-    pairedAt: row.paired_at,
-    lastConnectedAt: row.last_connected_at,
-    lastDisconnect:
-      row.last_disconnect_at === null
-        ? null
-        : { code: row.last_disconnect_code, reason: row.last_disconnect_reason ?? '', at: row.last_disconnect_at },
-    connection: row.connection,
-    lease:
-      row.owner_id === null
-        ? null
-        : {
-            ownerId: row.owner_id,
-            host: row.owner_host ?? '',
-            pid: row.owner_pid ?? 0,
-            expiresAt: Number(row.lease_expires_at ?? 0),
-          },
-    corruptKey: typeof row.creds_text === 'string' && !isJson(row.creds_text) ? 'creds' : null,
-  };
-}
+const toRecord = (row: PostgresSessionRow): SessionRecord =>
+  toSessionRecord(row, typeof row.creds_text !== 'string' || isJson(row.creds_text));
 
 function isJson(text: string): boolean {
   try {

@@ -5,13 +5,13 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { storageError, usageError, WaError } from '../errors.js';
 import { CREDS_KEY } from './codec.js';
 import { summarizeCreds } from './creds-summary.js';
+import { toSessionRecord, type SessionRow } from './session-row.js';
 import type {
   CredsSummary,
   Lease,
   LeaseResult,
   SessionPatch,
   SessionRecord,
-  SessionState,
   SessionStore,
   Takeover,
   ValueChange,
@@ -31,25 +31,8 @@ const requireHere = createRequire(import.meta.url);
 const Database = requireHere('better-sqlite3') as typeof BetterSqlite3;
 type Db = BetterSqlite3.Database;
 
-interface SessionRow {
-  id: string;
-  label: string | null;
-  state: SessionState;
-  jid: string | null;
-  name: string | null;
-  created_at: string;
-  paired_at: string | null;
-  last_connected_at: string | null;
-  last_disconnect_code: number | null;
-  last_disconnect_reason: string | null;
-  last_disconnect_at: string | null;
-  connection: SessionRecord['connection'];
-  owner_id: string | null;
-  owner_host: string | null;
-  owner_pid: number | null;
-  lease_expires_at: number | null;
-  creds_valid: number | null;
-}
+/** A registry row; `creds_valid` is json_valid() of the creds (selected for one session only). */
+type SqliteSessionRow = SessionRow & { creds_valid: number | null };
 
 const MIGRATIONS: ReadonlyArray<(db: Db) => void> = [
   // v1: the registry and leases beside the seed's `whatsapp_auth`, which is kept exactly as it was
@@ -292,7 +275,7 @@ export class SqliteStore implements SessionStore {
     return this.run(() => {
       this.adoptOrphans();
       // In read-only mode orphans cannot be registered, so they are listed as derived from their creds.
-      const rows = (this.stmts.listSessions.all() as SessionRow[]).map(toRecord);
+      const rows = (this.stmts.listSessions.all() as SqliteSessionRow[]).map(toRecord);
       if (this.readonly) {
         for (const { session_id, data_value } of this.stmts.orphans.all() as Array<{
           session_id: string;
@@ -308,13 +291,13 @@ export class SqliteStore implements SessionStore {
 
   getSession(id: string): Promise<SessionRecord | undefined> {
     return this.run(() => {
-      let row = this.stmts.getSession.get(id) as SessionRow | undefined;
+      let row = this.stmts.getSession.get(id) as SqliteSessionRow | undefined;
       if (!row) {
         const creds = this.stmts.readCreds.get(id) as { data_value: string } | undefined;
         if (!creds) return undefined;
         if (this.readonly) return orphanRecord(id, creds.data_value);
         this.adoptOrphans();
-        row = this.stmts.getSession.get(id) as SessionRow | undefined;
+        row = this.stmts.getSession.get(id) as SqliteSessionRow | undefined;
       }
       return row && toRecord(row);
     });
@@ -327,7 +310,7 @@ export class SqliteStore implements SessionStore {
       if (inserted.changes === 0) {
         throw usageError('E_SESSION_EXISTS', `session '${id}' already exists`, { hint: `wa status ${id}` });
       }
-      return toRecord(this.stmts.getSession.get(id) as SessionRow);
+      return toRecord(this.stmts.getSession.get(id) as SqliteSessionRow);
     });
   }
 
@@ -518,33 +501,7 @@ export class SqliteStore implements SessionStore {
   }
 }
 
-function toRecord(row: SessionRow): SessionRecord {
-  return {
-    id: row.id,
-    label: row.label,
-    state: row.state,
-    jid: row.jid,
-    name: row.name,
-    createdAt: row.created_at,
-    pairedAt: row.paired_at,
-    lastConnectedAt: row.last_connected_at,
-    lastDisconnect:
-      row.last_disconnect_at === null
-        ? null
-        : { code: row.last_disconnect_code, reason: row.last_disconnect_reason ?? '', at: row.last_disconnect_at },
-    connection: row.connection,
-    lease:
-      row.owner_id === null
-        ? null
-        : {
-            ownerId: row.owner_id,
-            host: row.owner_host ?? '',
-            pid: row.owner_pid ?? 0,
-            expiresAt: row.lease_expires_at ?? 0,
-          },
-    corruptKey: row.creds_valid === 0 ? CREDS_KEY : null,
-  };
-}
+const toRecord = (row: SqliteSessionRow): SessionRecord => toSessionRecord(row, row.creds_valid !== 0);
 
 function orphanRecord(id: string, creds: string): SessionRecord {
   const summary = summarizeCreds(creds);
