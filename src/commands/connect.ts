@@ -126,16 +126,7 @@ async function run({ ctx, store, id, phone, view, stop, stopReason, timeoutMs, w
   let qrCount = 0;
   let codeRequested = false;
   for (;;) {
-    const socket = makeSocket(baileys, {
-      auth: auth.state,
-      logger,
-      wsUrl: ctx.config.wsUrl,
-      keepAliveMs: ctx.config.timing.keepAliveMs,
-      connectTimeoutMs: ctx.config.timing.connectTimeoutMs,
-    });
-    socket.ev.on('creds.update', () => {
-      auth.saveCreds().catch((error: unknown) => logger.error({ err: error }, 'saving credentials failed'));
-    });
+    const socket = makeSocket(baileys, auth, logger, ctx.config);
     let onStop = (): void => undefined;
     const outcome = await new Promise<Outcome>((resolve) => {
       onStop = () => resolve({ kind: 'stopped' });

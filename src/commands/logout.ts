@@ -96,13 +96,7 @@ async function unlink(
   guardUnhandledRejections(logger);
   const auth = await SessionAuth.open(store, id, { deferCredsUntilPaired: false });
   view.connecting('Connecting to WhatsApp to unlink the device…');
-  const socket = makeSocket(baileys, {
-    auth: auth.state,
-    logger,
-    wsUrl: ctx.config.wsUrl,
-    keepAliveMs: ctx.config.timing.keepAliveMs,
-    connectTimeoutMs: ctx.config.timing.connectTimeoutMs,
-  });
+  const socket = makeSocket(baileys, auth, logger, ctx.config);
   let timer: NodeJS.Timeout | undefined;
   let onAbort = (): void => undefined;
   const outcome = await new Promise<Outcome>((resolve) => {

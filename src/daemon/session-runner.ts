@@ -151,19 +151,10 @@ export class SessionRunner {
   /** One socket from connect to close. Resolves with why it closed and how long it was open. */
   private connectOnce(auth: SessionAuth): Promise<{ disconnect: Disconnect; openFor: number | null }> {
     const { baileys, baileysLogger, wsUrl, timing, logger, metrics } = this.deps;
-    const socket = makeSocket(baileys, {
-      auth: auth.state,
-      logger: baileysLogger,
-      wsUrl,
-      keepAliveMs: timing.keepAliveMs,
-      connectTimeoutMs: timing.connectTimeoutMs,
-    });
+    const socket = makeSocket(baileys, auth, baileysLogger, { wsUrl, timing });
     this.socket = socket;
     this.connection = 'connecting';
     void this.record({ connection: 'connecting' });
-    socket.ev.on('creds.update', () => {
-      auth.saveCreds().catch((error: unknown) => logger.error({ err: error }, 'saving credentials failed'));
-    });
 
     const startedAt = Date.now();
     let lastFrameAt = startedAt;

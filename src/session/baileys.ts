@@ -2,9 +2,10 @@
  * The one place that loads Baileys at runtime (lazily: it costs ~200 ms, and read-only commands never
  * need it), builds its logger, and makes sockets with wa's settings.
  */
-import type { AuthenticationState, WASocket } from '@whiskeysockets/baileys';
+import type { WASocket } from '@whiskeysockets/baileys';
 import type { Logger } from 'pino';
-import type { LogLevel } from '../config.js';
+import type { LogLevel, Timing } from '../config.js';
+import type { SessionAuth } from './session-auth.js';
 import { installIdentityChecks } from './verify-identity.js';
 
 export type Baileys = typeof import('@whiskeysockets/baileys');
@@ -77,21 +78,21 @@ export async function createLogger(level: LogLevel, destination: 2 | NodeJS.Writ
 }
 
 export interface SocketSettings {
-  auth: AuthenticationState;
-  logger: Logger;
   wsUrl: string | undefined;
-  keepAliveMs: number;
-  connectTimeoutMs: number;
+  timing: Pick<Timing, 'keepAliveMs' | 'connectTimeoutMs'>;
 }
 
-/** A Baileys socket with the settings a session manager wants (no history sync, no presence, our logger). */
-export function makeSocket(baileys: Baileys, settings: SocketSettings): WASocket {
-  return baileys.makeWASocket({
-    auth: settings.auth,
-    logger: settings.logger,
+/**
+ * A Baileys socket for a session, with the settings a session manager wants (no full history sync, no
+ * presence, our logger), its credentials saved whole on every `creds.update`.
+ */
+export function makeSocket(baileys: Baileys, auth: SessionAuth, logger: Logger, settings: SocketSettings): WASocket {
+  const socket = baileys.makeWASocket({
+    auth: auth.state,
+    logger,
     ...(settings.wsUrl ? { waWebSocketUrl: settings.wsUrl } : {}),
-    keepAliveIntervalMs: settings.keepAliveMs,
-    connectTimeoutMs: settings.connectTimeoutMs,
+    keepAliveIntervalMs: settings.timing.keepAliveMs,
+    connectTimeoutMs: settings.timing.connectTimeoutMs,
     // A session manager keeps the link alive: no full history download (Baileys still takes the recent
     // history it needs for LID mappings) and it does not show the account online.
     syncFullHistory: false,
@@ -99,6 +100,10 @@ export function makeSocket(baileys: Baileys, settings: SocketSettings): WASocket
     // Never fetched by Baileys itself; set explicitly so no code path looks it up online.
     version: baileys.DEFAULT_CONNECTION_CONFIG.version,
   });
+  socket.ev.on('creds.update', () => {
+    auth.saveCreds().catch((error: unknown) => logger.error({ err: error }, 'saving credentials failed'));
+  });
+  return socket;
 }
 
 /**
