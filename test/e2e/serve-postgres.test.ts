@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../wa-server/server.js';
+import { expectNoOverlappingLogins } from '../helpers/logins.js';
 import { openTestStore, pairSessions } from '../helpers/pair.js';
 import { freshSchema, pgUrl, privateCluster } from '../helpers/postgres.js';
 import { WaProcess, waEnv } from '../helpers/wa-process.js';
@@ -34,20 +35,6 @@ describe.skipIf(!pgUrl)('several wa serve processes ("hosts") sharing one Postgr
         throw new Error(`timed out waiting for ${what}\n${daemons.map((d) => d.stdout.slice(-2000)).join('\n---\n')}`);
       await new Promise((r) => setTimeout(r, 100));
     }
-  };
-  /** No device ever had two logins at once (WhatsApp would answer the second with 440 'replaced'). */
-  const expectNoOverlappingLogins = (): void => {
-    const spans = new Map<string, Array<{ at: number; closedAt: number }>>();
-    for (const e of server.connectionLog()) {
-      if (e.outcome !== 'login' || !e.jid) continue;
-      spans.set(e.jid, [...(spans.get(e.jid) ?? []), { at: e.at, closedAt: e.closedAt ?? Infinity }]);
-    }
-    for (const [jid, list] of spans) {
-      list.sort((a, b) => a.at - b.at);
-      for (let i = 1; i < list.length; i++)
-        expect(list[i]!.at, `two logins of ${jid} at once`).toBeGreaterThanOrEqual(list[i - 1]!.closedAt);
-    }
-    for (const d of daemons) expect(d.lines.filter((l) => l.code === 440)).toEqual([]);
   };
 
   beforeEach(async () => {
@@ -92,7 +79,7 @@ describe.skipIf(!pgUrl)('several wa serve processes ("hosts") sharing one Postgr
       expect(tookOver).toBeLessThan(3000 + 1000 + 1000 + 5000); // TTL + renewal + discovery, plus connect and slack
       const after = await owners(ids);
       for (const pid of after) expect(survivors.map((d) => d.child.pid)).toContain(pid);
-      expectNoOverlappingLogins();
+      expectNoOverlappingLogins(server, daemons);
     },
   );
 
@@ -116,7 +103,7 @@ describe.skipIf(!pgUrl)('several wa serve processes ("hosts") sharing one Postgr
         d.lines.some((l) => typeof l.msg === 'string' && l.msg.startsWith('could not renew the lease in time'));
       expect(all.some(fenced), all.map((d) => d.stdout).join('\n----\n')).toBe(true);
       // ... so at no moment were two of them connected with the same device.
-      expectNoOverlappingLogins();
+      expectNoOverlappingLogins(server, daemons);
       const pids = await owners(ids, cluster.url);
       for (const pid of pids) expect(all.map((d) => d.child.pid)).toContain(pid);
     } finally {

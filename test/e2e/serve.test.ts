@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../wa-server/server.js';
+import { expectNoOverlappingLogins } from '../helpers/logins.js';
 import { pairSession, pairSessions } from '../helpers/pair.js';
 import { runWa } from '../helpers/run-wa.js';
 import { tempDir } from '../helpers/temp.js';
@@ -210,17 +211,7 @@ describe('wa serve against the loopback WhatsApp server', () => {
       // TTL 3 s + one renewal (1 s) + discovery (1 s), plus connect time and slack on a busy machine.
       expect(tookOver).toBeLessThan(3000 + 1000 + 1000 + 5000);
 
-      // No device ever had two overlapping logins (the server would have answered one with 440 'replaced').
-      const byJid = new Map<string, Array<{ at: number; closedAt: number }>>();
-      for (const e of server.connectionLog()) {
-        if (e.outcome !== 'login' || !e.jid) continue;
-        byJid.set(e.jid, [...(byJid.get(e.jid) ?? []), { at: e.at, closedAt: e.closedAt ?? Infinity }]);
-      }
-      for (const [jid, spans] of byJid) {
-        spans.sort((x, y) => x.at - y.at);
-        for (let i = 1; i < spans.length; i++) expect(spans[i]!.at, jid).toBeGreaterThanOrEqual(spans[i - 1]!.closedAt);
-      }
-      expect(survivor.lines.some((l) => l.code === 440)).toBe(false);
+      expectNoOverlappingLogins(server, [one, two]);
     },
   );
 
