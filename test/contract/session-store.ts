@@ -5,6 +5,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SessionStore } from '../../src/store/types.js';
 
+/** Secret and a cheap scrypt for the sealed runs: the contract opens dozens of databases. */
+export const SEALING = { secret: 'contract secret', cost: { N: 2 ** 10, r: 8, p: 1 } };
+
 export interface StoreHarness {
   store: SessionStore;
   /** Closes the store and opens a new one on the same database. */

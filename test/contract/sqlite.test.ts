@@ -1,19 +1,28 @@
+/**
+ * The contract on SQLite, in clear and through SealedStore: encryption at rest must be invisible to every
+ * caller of the interface. The sealed harness's writeRaw seals what it writes (as a wa process with the
+ * secret would), so the corruption test still means "creds that are not JSON"; the adoption test is
+ * adapted, see ContractOptions.opaqueValues.
+ */
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
+import { SealedStore } from '../../src/store/sealed.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
+import type { SessionStore } from '../../src/store/types.js';
 import { tempDir } from '../helpers/temp.js';
-import { describeSessionStore } from './session-store.js';
+import { describeSessionStore, SEALING, type StoreHarness } from './session-store.js';
 
-describeSessionStore('sqlite', async () => {
+const harness = (sealed: boolean) => async (): Promise<StoreHarness> => {
   const dir = await tempDir();
   const path = join(dir.path, 'wa.db');
-  let store = new SqliteStore(path);
+  const open = (): SessionStore => (sealed ? new SealedStore(new SqliteStore(path), SEALING) : new SqliteStore(path));
+  let store = open();
   const raw = new Database(path);
   return {
     store,
     async reopen() {
       await store.close();
-      store = new SqliteStore(path);
+      store = open();
       return store;
     },
     async failWritesOf(dataKey) {
@@ -24,10 +33,10 @@ describeSessionStore('sqlite', async () => {
       await Promise.resolve();
     },
     async writeRaw(sessionId, dataKey, value) {
+      const stored = store instanceof SealedStore ? await store.seal(sessionId, dataKey, value) : value;
       raw
         .prepare('INSERT OR REPLACE INTO whatsapp_auth (session_id, data_key, data_value) VALUES (?, ?, ?)')
-        .run(sessionId, dataKey, value);
-      await Promise.resolve();
+        .run(sessionId, dataKey, stored);
     },
     async cleanup() {
       raw.close();
@@ -35,4 +44,7 @@ describeSessionStore('sqlite', async () => {
       await dir.remove();
     },
   };
-});
+};
+
+describeSessionStore('sqlite', harness(false));
+describeSessionStore('sqlite sealed', harness(true), { opaqueValues: true });
