@@ -92,6 +92,12 @@ export class Metrics {
       'Credential and key-store commits that failed (Baileys retries them).',
     );
     lines.push(`wa_keystore_write_failures_total ${this.writeFailures}`);
+    family(
+      'wa_process_active_resources',
+      'gauge',
+      'Live handles and requests of this process (sockets, timers, ...): flat across reconnects, or something leaks.',
+    );
+    lines.push(`wa_process_active_resources ${process.getActiveResourcesInfo().length}`);
     return `${lines.join('\n')}\n`;
   }
 }

@@ -215,6 +215,38 @@ describe('wa serve against the loopback WhatsApp server', () => {
     },
   );
 
+  it(
+    'releases the sockets, timers and listeners of each closed connection (no growth across reconnects)',
+    { timeout: 120_000 },
+    async () => {
+      const ids = await pairSessions(server, db, 2);
+      const daemon = serve(['--http', '127.0.0.1:0']);
+      const base = (await daemon.waitForLine((l) => l.msg === 'wa serve started')).http as string;
+      await allOpen([daemon], ids);
+      const resources = async (): Promise<number> => {
+        const text = await (await fetch(`${base}/metrics`)).text();
+        return Number(/^wa_process_active_resources (\d+)$/m.exec(text)?.[1]);
+      };
+      const opens = (): number => daemon.lines.filter((l) => l.msg === 'connection open').length;
+      // Let the first logins' one-off work (initial sync timers, key uploads) finish before the baseline.
+      await new Promise((r) => setTimeout(r, 3000));
+      const before = await resources();
+      for (let round = 1; round <= 15; round++) {
+        const seen = opens();
+        server.drop();
+        const deadline = Date.now() + 15_000;
+        while (opens() < seen + ids.length) {
+          expect(Date.now(), `round ${round}: sessions did not reopen`).toBeLessThan(deadline);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+      await new Promise((r) => setTimeout(r, 3000));
+      const after = await resources();
+      // 30 connections closed and reopened; a leak of even one handle per connection would show as +30.
+      expect(after - before, `active resources ${before} → ${after}`).toBeLessThan(6);
+    },
+  );
+
   it('serves /healthz, /readyz, /sessions and /metrics, with a bearer token when WA_API_TOKEN is set', async () => {
     const ids = await pairSessions(server, db, 1);
     const daemon = serve(['--http', '127.0.0.1:0'], FAST, { WA_API_TOKEN: 's3cret' });
