@@ -115,9 +115,14 @@ export async function writeAuthFolder(dir: string, entries: ReadonlyArray<readon
       hint: 'choose a new or empty folder',
     });
   }
+  // 32 files at a time: a first-login session has 800+ of them, and one-by-one waits on each.
   const write = async (target: string): Promise<void> => {
-    for (const [dataKey, value] of entries) {
-      await writeFile(join(target, `${dataKey}.json`), value, { mode: 0o600 });
+    for (let i = 0; i < entries.length; i += 32) {
+      await Promise.all(
+        entries
+          .slice(i, i + 32)
+          .map(([dataKey, value]) => writeFile(join(target, `${dataKey}.json`), value, { mode: 0o600 })),
+      );
     }
   };
   try {

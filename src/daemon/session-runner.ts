@@ -192,7 +192,9 @@ export class SessionRunner {
             abandon(`no data from the server for ${Math.round((now - lastFrameAt) / 1000)}s`);
           }
         },
-        Math.min(1000, timing.keepAliveMs / 4),
+        // Half the grace: a dead link is caught within keep-alive + 1.5 × grace, at 0.2 checks a second
+        // per session (100 idle sessions cost 20 timer wake-ups a second, not 100).
+        Math.max(250, timing.livenessGraceMs / 2),
       );
       const onAbort = (): void => finish({ code: null, reason: 'serve stopping', action: 'closed' });
       this.abort.signal.addEventListener('abort', onAbort, { once: true });
