@@ -673,7 +673,7 @@ async function main() {
       `retries in a tight loop (the closes and connections above); it is bounded only by CPU.`,
   );
   console.log(
-    `  idle CPU is mostly keep-alive pings (every ${DEFAULT_TIMING.keepAliveMs / 1000} s per socket); wa adds a 1 s liveness watchdog per session, ` +
+    `  idle CPU is mostly keep-alive pings (every ${DEFAULT_TIMING.keepAliveMs / 1000} s per socket); wa adds a liveness watchdog tick per session (every half grace: 5 s by default), ` +
       `a lease renewal every ${DEFAULT_TIMING.leaseRenewMs / 1000} s and a discovery scan every ${DEFAULT_TIMING.discoveryMs / 1000} s. RSS includes garbage not yet collected.`,
   );
   console.log(
