@@ -16,6 +16,7 @@
 // Usage: npm run bench:serve [-- --sessions N] [-- --quick] [--quiet-seconds S] [--settle-seconds S]
 //        [--down-ms MS] [--pair-concurrency K] [--keep]      (or: npm run build && node bench/serve.js …)
 
+import { pairDevice } from '../test/support/pair-device.js';
 import { spawn, spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -161,36 +162,15 @@ async function startServer() {
 // ------------------------------------------------------------------------------------------------ pairing
 /** Pairs `id` with phone `phone` in this process: QR → the phone scans it → 515 → first login (812 pre-keys). */
 async function pairOne(lib, server, id, phone) {
-  const { baileys, silent, useSqliteAuthState } = lib;
-  const auth = await useSqliteAuthState(DB, id);
+  const auth = await lib.useSqliteAuthState(DB, id);
   try {
-    for (let restarts = 0; restarts < 3; restarts++) {
-      const sock = baileys.makeWASocket({
-        auth: auth.state,
-        logger: silent,
-        waWebSocketUrl: server.url,
-        syncFullHistory: false,
-        markOnlineOnConnect: false,
-      });
-      sock.ev.on('creds.update', () => void auth.saveCreds());
-      const result = await new Promise((resolve, reject) => {
-        sock.ev.on('connection.update', (update) => {
-          if (update.qr) server.post('/scan-qr', { qr: update.qr, phone: { number: phone, name: id } }).catch(reject);
-          if (update.connection === 'open') resolve('open');
-          if (update.connection === 'close') {
-            const code = update.lastDisconnect?.error?.output?.statusCode;
-            if (code === 515) resolve('restart');
-            else reject(new Error(`pairing ${id} closed with ${code}`));
-          }
-        });
-      });
-      if (result === 'open') {
-        await auth.saveCreds();
-        await Promise.race([sock.end(undefined), sleep(1000)]);
-        return;
-      }
-    }
-    throw new Error(`pairing ${id} kept restarting`);
+    await pairDevice({
+      baileys: lib.baileys,
+      auth,
+      url: server.url,
+      logger: lib.silent,
+      scan: (qr) => server.post('/scan-qr', { qr, phone: { number: phone, name: id } }),
+    });
   } finally {
     await auth.close();
   }

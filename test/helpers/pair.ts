@@ -9,6 +9,7 @@ import { useStoreAuthState } from '../../src/index.js';
 import { PostgresStore } from '../../src/store/postgres.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
 import type { SessionStore } from '../../src/store/types.js';
+import { pairDevice } from '../support/pair-device.js';
 import type { TestServer } from '../wa-server/server.js';
 
 const silent = pino({ level: 'silent' });
@@ -33,37 +34,19 @@ export async function pairSession(
   const store = await openTestStore(db);
   const auth = await useStoreAuthState(store, id);
   try {
-    for (let restarts = 0; restarts < 3; restarts++) {
-      const sock = baileys.makeWASocket({
-        auth: auth.state,
-        logger: silent,
-        waWebSocketUrl: server.url,
-        syncFullHistory: false,
-        markOnlineOnConnect: false,
-      });
-      sock.ev.on('creds.update', () => void auth.saveCreds());
-      const result = await new Promise<'open' | 'restart'>((resolve, reject) => {
-        sock.ev.on('connection.update', (update) => {
-          if (update.qr) server.scanQr(update.qr, { number: phone, name: id }).catch(reject);
-          if (update.isNewLogin && options.skipFirstLogin) resolve('open');
-          if (update.connection === 'open') resolve('open');
-          if (update.connection === 'close') {
-            const code = (update.lastDisconnect?.error as { output?: { statusCode?: number } } | undefined)?.output
-              ?.statusCode;
-            if (code === 515) resolve('restart');
-            else reject(new Error(`pairing ${id} closed with ${code}`));
-          }
-        });
-      });
-      if (result === 'open') {
-        if (options.skipFirstLogin)
-          await server.waitFor(() => server.devices().some((d) => d.phone === phone && !d.removed), 10_000);
-        await auth.saveCreds();
-        await Promise.race([sock.end(undefined), new Promise((r) => setTimeout(r, 1000))]);
-        return auth.state.creds.me!.id;
-      }
+    const jid = await pairDevice({
+      baileys,
+      auth,
+      url: server.url,
+      logger: silent,
+      scan: (qr) => server.scanQr(qr, { number: phone, name: id }),
+      skipFirstLogin: options.skipFirstLogin,
+    });
+    // Without a first login, the test server registers the device a moment after pair-success.
+    if (options.skipFirstLogin) {
+      await server.waitFor(() => server.devices().some((d) => d.phone === phone && !d.removed), 10_000);
     }
-    throw new Error(`pairing ${id} kept restarting`);
+    return jid;
   } finally {
     await store.close();
   }
