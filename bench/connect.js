@@ -14,12 +14,20 @@
 // Usage: npm run bench:connect [-- --quick] [--runs R]     (or: npm run build && node bench/connect.js)
 
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import {
+  benchRun,
+  eachLine,
+  median,
+  PROJECT,
+  startServer as startTestServerProcess,
+  WA,
+  waEnv as waEnvFor,
+} from './harness.js';
 
 const { values: opts } = parseArgs({
   options: { quick: { type: 'boolean', default: false }, runs: { type: 'string' } },
@@ -28,92 +36,16 @@ const QUICK = opts.quick;
 const RUNS = Math.max(7, Number(opts.runs ?? (QUICK ? 7 : 11)));
 const CONTEXT_RUNS = QUICK ? 10 : 20;
 
-const PROJECT = fileURLToPath(new URL('..', import.meta.url));
-const WA = join(PROJECT, 'bin', 'wa.js');
-const SERVER_CLI = join(PROJECT, 'test', 'wa-server', 'cli.js');
-const TRUST_PRELOAD = join(PROJECT, 'test', 'wa-server', 'trust-test-root.js');
-
 // ------------------------------------------------------------------------------- processes and cleanup
-const ROOT = mkdtempSync(join(tmpdir(), 'wa-bench-connect-'));
-const children = new Set();
-const track = (child) => {
-  children.add(child);
-  child.on('exit', () => children.delete(child));
-  return child;
-};
-let cleaned = false;
-const cleanup = () => {
-  if (cleaned) return;
-  cleaned = true;
-  for (const child of children) {
-    try {
-      child.kill('SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-  rmSync(ROOT, { recursive: true, force: true });
-};
-process.on('exit', cleanup);
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(signal, () => {
-    cleanup();
-    process.exit(130);
-  });
-}
-
-/** Only what the children need: a parent's NODE_OPTIONS (npm's, a debugger's) would distort them. */
-const BASE_ENV = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? ROOT, NO_COLOR: '1' };
+const RUN = benchRun('wa-bench-connect-');
+const ROOT = RUN.root;
+const BASE_ENV = RUN.baseEnv;
 const now = () => performance.now();
 
-function eachLine(stream, onLine) {
-  let partial = '';
-  stream.setEncoding('utf8');
-  stream.on('data', (chunk) => {
-    partial += chunk;
-    let i;
-    while ((i = partial.indexOf('\n')) >= 0) {
-      const line = partial.slice(0, i);
-      partial = partial.slice(i + 1);
-      onLine(line);
-    }
-  });
-}
-
-// --------------------------------------------------------------------------------------- the test server
-async function startServer() {
-  const child = track(
-    spawn(process.execPath, [SERVER_CLI, '--port', '0', '--admin-port', '0', '--exit-on-stdin-close'], {
-      cwd: PROJECT,
-      env: BASE_ENV,
-      stdio: ['pipe', 'pipe', 'inherit'],
-    }),
-  );
-  const info = await new Promise((resolve, reject) => {
-    eachLine(child.stdout, (line) => resolve(JSON.parse(line)));
-    child.on('exit', (code) => reject(new Error(`test server exited with ${code}`)));
-  });
-  const post = async (route, body) => {
-    const response = await fetch(`${info.adminUrl}${route}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-    const text = await response.text();
-    if (!response.ok) throw new Error(`admin POST ${route}: ${response.status} ${text}`);
-    return JSON.parse(text);
-  };
-  return { child, url: info.url, rootPublicKey: info.rootPublicKey, post };
-}
+const startServer = () => startTestServerProcess(RUN);
 
 // ------------------------------------------------------------------------------------------- wa connect
-const waEnv = (server, db) => ({
-  ...BASE_ENV,
-  WA_DB: db,
-  WA_WS_URL: server.url,
-  NODE_OPTIONS: `--import ${TRUST_PRELOAD}`,
-  WA_TEST_ROOT_PUBLIC_KEY: server.rootPublicKey,
-});
+const waEnv = (server, db) => waEnvFor(BASE_ENV, server, db);
 
 /**
  * Spawns `wa connect <id> --json` and times it to exit; `onQr` is called with each QR payload. Returns the
@@ -124,7 +56,7 @@ function timedConnect(server, db, id, onQr) {
     const t0 = now();
     const events = {};
     let stderr = '';
-    const child = track(
+    const child = RUN.track(
       spawn(process.execPath, [WA, 'connect', id, '--json'], {
         cwd: ROOT,
         env: waEnv(server, db),
@@ -182,11 +114,6 @@ function timeProcess(args, cwd = ROOT) {
 const IMPORT_BAILEYS = `const t0 = performance.now(); await import('@whiskeysockets/baileys'); console.log(performance.now() - t0);`;
 
 // ------------------------------------------------------------------------------------------------ stats
-function median(values) {
-  const s = [...values].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 const fmt = (ms) => (ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms.toFixed(2));
 const pad = (s, n) => String(s).padStart(n);
 function line(label, values, base) {
@@ -285,6 +212,6 @@ try {
   console.error(`\nbench:connect failed: ${error instanceof Error ? error.stack : error}`);
   process.exitCode = 1;
 } finally {
-  cleanup();
+  RUN.cleanup();
   process.exit(process.exitCode ?? 0);
 }

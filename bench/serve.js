@@ -18,12 +18,20 @@
 
 import { pairDevice } from '../test/support/pair-device.js';
 import { spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import {
+  benchRun,
+  eachLine,
+  median,
+  PROJECT,
+  startServer as startTestServerProcess,
+  WA,
+  waEnv as waEnvFor,
+} from './harness.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -52,67 +60,20 @@ for (const [name, v] of Object.entries({ N, QUIET_S, SETTLE_S, DOWN_MS, PAIR_CON
 const WA_CONNECTS_PER_SECOND = 5; // DEFAULT_TIMING.connectsPerSecond in src/config.ts (checked against dist below)
 const OPEN_TIMEOUT_MS = Math.max(120_000, (N / WA_CONNECTS_PER_SECOND) * 4000);
 
-const PROJECT = fileURLToPath(new URL('..', import.meta.url));
-const WA = join(PROJECT, 'bin', 'wa.js');
-const SERVER_CLI = join(PROJECT, 'test', 'wa-server', 'cli.js');
-const TRUST_PRELOAD = join(PROJECT, 'test', 'wa-server', 'trust-test-root.js');
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
 // ------------------------------------------------------------------------------- processes and cleanup
-const ROOT = mkdtempSync(join(tmpdir(), 'wa-bench-serve-'));
+const RUN = benchRun('wa-bench-serve-', { keep: opts.keep });
+const ROOT = RUN.root;
 const DB = join(ROOT, 'wa.db');
-const children = new Set();
-const track = (child) => {
-  children.add(child);
-  child.on('exit', () => children.delete(child));
-  return child;
-};
-let cleaned = false;
-const cleanup = () => {
-  if (cleaned) return;
-  cleaned = true;
-  for (const child of children) {
-    try {
-      child.kill('SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-  if (opts.keep) console.error(`(kept ${ROOT})`);
-  else rmSync(ROOT, { recursive: true, force: true });
-};
-process.on('exit', cleanup);
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(signal, () => {
-    cleanup();
-    process.exit(130);
-  });
-}
+const BASE_ENV = RUN.baseEnv;
 // Baileys fires promises it never awaits; when a socket closes under them they reject unhandled. While
 // pairing in this process they are harmless: count them instead of dying.
 let benchUnhandled = 0;
 process.on('unhandledRejection', () => benchUnhandled++);
 
-/** Only what the children need: a parent's NODE_OPTIONS (npm's, a debugger's) would distort them. */
-const BASE_ENV = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? ROOT, NO_COLOR: '1' };
-
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const now = () => performance.now();
-
-/** Calls onLine for each complete line of a readable stream. */
-function eachLine(stream, onLine) {
-  let partial = '';
-  stream.setEncoding('utf8');
-  stream.on('data', (chunk) => {
-    partial += chunk;
-    let i;
-    while ((i = partial.indexOf('\n')) >= 0) {
-      const line = partial.slice(0, i);
-      partial = partial.slice(i + 1);
-      onLine(line);
-    }
-  });
-}
 
 // ------------------------------------------------------------------------------------------ /proc reads
 function rssKb(pid) {
@@ -127,37 +88,7 @@ function cpuSeconds(pid) {
 }
 
 // --------------------------------------------------------------------------------------- the test server
-async function startServer() {
-  const child = track(
-    spawn(process.execPath, [SERVER_CLI, '--port', '0', '--admin-port', '0', '--exit-on-stdin-close'], {
-      cwd: PROJECT,
-      env: BASE_ENV,
-      stdio: ['pipe', 'pipe', 'inherit'],
-    }),
-  );
-  const info = await new Promise((resolve, reject) => {
-    eachLine(child.stdout, (line) => resolve(JSON.parse(line)));
-    child.on('exit', (code) => reject(new Error(`test server exited with ${code}`)));
-  });
-  const call = async (method, route, body) => {
-    const response = await fetch(`${info.adminUrl}${route}`, {
-      method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await response.text();
-    if (!response.ok) throw new Error(`admin ${method} ${route}: ${response.status} ${text}`);
-    return text ? JSON.parse(text) : undefined;
-  };
-  return {
-    child,
-    pid: child.pid,
-    url: info.url,
-    rootPublicKey: info.rootPublicKey,
-    get: (route) => call('GET', route),
-    post: (route, body = {}) => call('POST', route, body),
-  };
-}
+const startServer = () => startTestServerProcess(RUN);
 
 // ------------------------------------------------------------------------------------------------ pairing
 /** Pairs `id` with phone `phone` in this process: QR → the phone scans it → 515 → first login (812 pre-keys). */
@@ -211,7 +142,7 @@ class Watched {
   constructor(name, command, args, env, logFile) {
     this.name = name;
     this.spawnedAt = now();
-    this.child = track(spawn(command, args, { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] }));
+    this.child = RUN.track(spawn(command, args, { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] }));
     this.pid = this.child.pid;
     this.lines = [];
     this.lastOpen = new Map();
@@ -296,15 +227,7 @@ class Watched {
 }
 
 // ----------------------------------------------------------------------------------------- the programs
-function waEnv(server, db) {
-  return {
-    ...BASE_ENV,
-    WA_DB: db,
-    WA_WS_URL: server.url,
-    NODE_OPTIONS: `--import ${TRUST_PRELOAD}`,
-    WA_TEST_ROOT_PUBLIC_KEY: server.rootPublicKey,
-  };
-}
+const waEnv = (server, db) => waEnvFor(BASE_ENV, server, db);
 
 /**
  * The baseline a user would otherwise write (Baileys README "connecting" example, one function per
@@ -383,7 +306,7 @@ async function exportAll(ids) {
   const worker = async () => {
     while (next < ids.length) {
       const i = next++;
-      const child = track(
+      const child = RUN.track(
         spawn(process.execPath, [WA, 'export', ids[i], folders[i]], {
           cwd: ROOT,
           env: { ...BASE_ENV, WA_DB: DB },
@@ -483,12 +406,6 @@ const isClose = (l) =>
   (typeof l.action === 'string' && typeof l.code !== 'undefined' && l.msg !== 'connection open');
 
 // ------------------------------------------------------------------------------------------------ stats
-function median(values) {
-  if (values.length === 0) return NaN;
-  const s = [...values].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 const mb = (kb) => kb / 1024;
 const fmt = (v, digits = 1) => (Number.isFinite(v) ? v.toFixed(digits) : '—');
 const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b !== 0 ? `${(a / b).toFixed(2)}x` : '—');
@@ -670,6 +587,6 @@ try {
   console.error(`\nbench:serve failed: ${error instanceof Error ? error.stack : error}`);
   process.exitCode = 1;
 } finally {
-  cleanup();
+  RUN.cleanup();
   process.exit(process.exitCode ?? 0);
 }

@@ -1,0 +1,115 @@
+// What the process-level benchmarks (bench:connect, bench:serve) share: a temp folder and every child
+// process cleaned up on exit, failure or Ctrl-C; the loopback test server in a process of its own, driven
+// through its admin API; the environment that points a spawned `wa` at that server.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const PROJECT = fileURLToPath(new URL('..', import.meta.url));
+export const WA = join(PROJECT, 'bin', 'wa.js');
+const SERVER_CLI = join(PROJECT, 'test', 'wa-server', 'cli.js');
+const TRUST_PRELOAD = join(PROJECT, 'test', 'wa-server', 'trust-test-root.js');
+
+/**
+ * A temp folder for this run, and `track(child)` for every process it starts; both are removed or killed
+ * when the benchmark exits for any reason (`keep` leaves the folder for inspection).
+ */
+export function benchRun(prefix, { keep = false } = {}) {
+  const root = mkdtempSync(join(tmpdir(), prefix));
+  const children = new Set();
+  const track = (child) => {
+    children.add(child);
+    child.on('exit', () => children.delete(child));
+    return child;
+  };
+  let cleaned = false;
+  const cleanup = () => {
+    if (cleaned) return;
+    cleaned = true;
+    for (const child of children) {
+      try {
+        child.kill('SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    if (keep) console.error(`(kept ${root})`);
+    else rmSync(root, { recursive: true, force: true });
+  };
+  process.on('exit', cleanup);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.on(signal, () => {
+      cleanup();
+      process.exit(130);
+    });
+  }
+  /** Only what the children need: a parent's NODE_OPTIONS (npm's, a debugger's) would distort them. */
+  const baseEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? root, NO_COLOR: '1' };
+  return { root, track, baseEnv, cleanup };
+}
+
+/** Calls onLine for each complete line of a readable stream. */
+export function eachLine(stream, onLine) {
+  let partial = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk) => {
+    partial += chunk;
+    let i;
+    while ((i = partial.indexOf('\n')) >= 0) {
+      const line = partial.slice(0, i);
+      partial = partial.slice(i + 1);
+      onLine(line);
+    }
+  });
+}
+
+/** Starts test/wa-server/cli.js in its own process (so its CPU is not counted against what is measured). */
+export async function startServer({ track, baseEnv }) {
+  const child = track(
+    spawn(process.execPath, [SERVER_CLI, '--port', '0', '--admin-port', '0', '--exit-on-stdin-close'], {
+      cwd: PROJECT,
+      env: baseEnv,
+      stdio: ['pipe', 'pipe', 'inherit'],
+    }),
+  );
+  const info = await new Promise((resolve, reject) => {
+    eachLine(child.stdout, (line) => resolve(JSON.parse(line)));
+    child.on('exit', (code) => reject(new Error(`test server exited with ${code}`)));
+  });
+  const call = async (method, route, body) => {
+    const response = await fetch(`${info.adminUrl}${route}`, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await response.text();
+    if (!response.ok) throw new Error(`admin ${method} ${route}: ${response.status} ${text}`);
+    return text ? JSON.parse(text) : undefined;
+  };
+  return {
+    child,
+    pid: child.pid,
+    url: info.url,
+    rootPublicKey: info.rootPublicKey,
+    get: (route) => call('GET', route),
+    post: (route, body = {}) => call('POST', route, body),
+  };
+}
+
+/** The environment of a `wa` process that talks to the test server (its root trusted) and keeps data in `db`. */
+export const waEnv = (baseEnv, server, db) => ({
+  ...baseEnv,
+  WA_DB: db,
+  WA_WS_URL: server.url,
+  NODE_OPTIONS: `--import ${TRUST_PRELOAD}`,
+  WA_TEST_ROOT_PUBLIC_KEY: server.rootPublicKey,
+});
+
+export function median(values) {
+  if (values.length === 0) return NaN;
+  const s = [...values].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
