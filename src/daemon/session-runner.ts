@@ -9,18 +9,22 @@ import type { ConnectionState, SessionStore } from '../store/types.js';
 import { backoffDelay, sleep, type ConnectLimiter } from './backoff.js';
 import type { Metrics } from './metrics.js';
 
-export interface RunnerDeps {
-  id: string;
+/** What the daemon's parts share: the store, Baileys, logging, settings and metrics. */
+export interface DaemonServices {
   store: SessionStore;
   baileys: Baileys;
-  /** wa's own log lines for this session. */
+  /** wa's own log lines. */
   logger: Logger;
   /** Handed to Baileys (usually quieter than ours). */
   baileysLogger: Logger;
   wsUrl: string | undefined;
   timing: Timing;
-  limiter: ConnectLimiter;
   metrics: Metrics;
+}
+
+export interface RunnerDeps extends DaemonServices {
+  id: string;
+  limiter: ConnectLimiter;
   /** Called once when the runner stops on its own (logged out, replaced, a stop reason). */
   onStopped: (id: string, disconnect: Disconnect) => void;
 }

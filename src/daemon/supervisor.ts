@@ -1,21 +1,10 @@
-import type { Logger } from 'pino';
-import type { Timing } from '../config.js';
-import type { Baileys } from '../session/baileys.js';
 import type { Disconnect } from '../session/disconnect.js';
 import type { LeaseOwner } from '../session/lease.js';
-import type { SessionRecord, SessionStore } from '../store/types.js';
+import type { SessionRecord } from '../store/types.js';
 import { ConnectLimiter } from './backoff.js';
-import type { Metrics } from './metrics.js';
-import { SessionRunner } from './session-runner.js';
+import { SessionRunner, type DaemonServices } from './session-runner.js';
 
-export interface SupervisorDeps {
-  store: SessionStore;
-  baileys: Baileys;
-  logger: Logger;
-  baileysLogger: Logger;
-  wsUrl: string | undefined;
-  timing: Timing;
-  metrics: Metrics;
+export interface SupervisorDeps extends DaemonServices {
   owner: LeaseOwner;
   /** Serve only these sessions (empty: every paired session this process can own). */
   only: readonly string[];
