@@ -19,7 +19,7 @@ export default tseslint.config(
     plugins: { n },
     rules: {
       // Edges and core: only src/cli/main.ts (via bin/wa.js) decides how the process ends, and only
-      // src/cli/output.ts writes to the terminal.
+      // src/terminal/output.ts writes to the terminal. test/unit/layers.test.ts keeps the layers one-way.
       'n/no-process-exit': 'error',
       'no-console': 'error',
       'no-restricted-properties': [
@@ -34,6 +34,9 @@ export default tseslint.config(
     // Baileys costs ~200 ms to load: read-only commands and the CLI edge must never import it at runtime.
     files: [
       'src/cli/**/*.ts',
+      'src/terminal/**/*.ts',
+      'src/commands/context.ts',
+      'src/commands/common.ts',
       'src/commands/status.ts',
       'src/commands/add.ts',
       'src/commands/rm.ts',

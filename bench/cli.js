@@ -1,6 +1,6 @@
 // bench:cli — how long `wa status` (and friends) take as a process, against a bare `node -e 0`, on a
 // database holding 1000 sessions that wa itself created; and whether the read-only commands stay clear of
-// Baileys, protobufjs and pino (SPEC: "Read-only commands must not load Baileys, protobufjs or pino").
+// Baileys, protobufjs and pino (read-only commands must never load them: README "How the code is laid out").
 //
 // Prints figures and ratios; never asserts timings. `--quick` for a smaller run (still ≥ 20 runs each).
 // Usage: npm run bench:cli [-- --quick]     (or: npm run build && node bench/cli.js --quick)

@@ -21,9 +21,10 @@ const code = await run({
   signal: controller.signal,
   host: hostname(),
   pid: process.pid,
+  onUnhandledRejection: (listener) => process.on('unhandledRejection', listener),
 });
 // Exit once stdout and stderr are flushed, rather than when the event loop drains: a closed Baileys
-// socket can leave timers behind (shared/reference/baileys-v7.md §6). A bare process.exit() could cut
+// socket can leave timers behind (its keep-alive and query timers). A bare process.exit() could cut
 // off output still queued for a pipe.
 process.exitCode = code;
 let unflushed = 2;

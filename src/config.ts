@@ -14,6 +14,12 @@ export interface Config {
   timing: Timing;
   /** `WA_SECRET`: seals stored values (src/store/sealed.ts). Never printed or logged. */
   secret: string | undefined;
+  /** `WA_NEW_SECRET`: what `wa rekey` seals with. Never printed or logged. */
+  newSecret: string | undefined;
+  /** `WA_API_TOKEN`: the bearer token of the daemon's HTTP routes (all but /healthz). */
+  apiToken: string | undefined;
+  /** `PORT` (set by container platforms): `wa serve` then listens on 0.0.0.0:$PORT unless --http says otherwise. */
+  port: number | undefined;
 }
 
 /** Every delay wa uses on the network side, in milliseconds. */
@@ -66,6 +72,13 @@ export function parseTiming(spec: string | undefined): Timing {
     }
     timing[key as keyof Timing] = value;
   }
+  const inconsistent = (why: string): never => {
+    throw usageError('E_CONFIG', `invalid WA_TIMING: ${why}`);
+  };
+  // A lease renewed no sooner than it expires is lost between renewals; the others are as plainly wrong.
+  if (timing.leaseRenewMs >= timing.leaseTtlMs) inconsistent('leaseRenewMs must be less than leaseTtlMs');
+  if (timing.backoffBaseMs > timing.backoffCapMs) inconsistent('backoffBaseMs must not exceed backoffCapMs');
+  if (timing.connectsPerSecond > 1000) inconsistent('connectsPerSecond must be at most 1000');
   return timing;
 }
 
@@ -80,7 +93,10 @@ export const DEFAULT_DB = './data/wa.db';
 
 export const isPostgresUrl = (value: string): boolean => /^postgres(ql)?:\/\//i.test(value);
 
-/** Flag, then environment, then default (SPEC "Where data lives"). Pure: env is a parameter. */
+/**
+ * Flag, then environment, then default (README "Configuration"). Pure: env is a parameter, and this is the
+ * only place that reads it, so commands never see the raw environment.
+ */
 export function resolveConfig(flags: GlobalFlags, env: Readonly<Record<string, string | undefined>>): Config {
   const nonEmpty = (value: string | undefined): string | undefined =>
     value === undefined || value === '' ? undefined : value;
@@ -98,6 +114,12 @@ export function resolveConfig(flags: GlobalFlags, env: Readonly<Record<string, s
   if (level !== undefined && !(LOG_LEVELS as readonly string[]).includes(level)) {
     throw usageError('E_CONFIG', `invalid log level ${JSON.stringify(level)}: use one of ${LOG_LEVELS.join(', ')}`);
   }
+  // An empty token must not silently turn authentication off (it is set, but to nothing).
+  if (env.WA_API_TOKEN !== undefined && env.WA_API_TOKEN.trim() === '') {
+    throw usageError('E_CONFIG', 'WA_API_TOKEN is set but empty: set a token, or unset it', {
+      hint: 'export WA_API_TOKEN="$(openssl rand -hex 32)"',
+    });
+  }
   return {
     db,
     wsUrl,
@@ -105,5 +127,17 @@ export function resolveConfig(flags: GlobalFlags, env: Readonly<Record<string, s
     json: flags.json === true,
     timing: parseTiming(env.WA_TIMING),
     secret: nonEmpty(env.WA_SECRET),
+    newSecret: nonEmpty(env.WA_NEW_SECRET),
+    apiToken: nonEmpty(env.WA_API_TOKEN),
+    port: parsePort(nonEmpty(env.PORT)),
   };
+}
+
+function parsePort(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const port = /^\d{1,5}$/.test(value) ? Number(value) : NaN;
+  if (!(port >= 1 && port <= 65535)) {
+    throw usageError('E_CONFIG', `invalid PORT ${JSON.stringify(value)}: expected a TCP port number (1-65535)`);
+  }
+  return port;
 }

@@ -1,5 +1,5 @@
 /**
- * Typed errors and the exit codes of SPEC.md. Everything under src/ throws a WaError (or lets an
+ * Typed errors and the exit codes of the README ("Exit codes"). Everything under src/ throws a WaError (or lets an
  * unexpected error escape); only src/cli/main.ts turns them into output and an exit code.
  */
 export const ExitCode = {

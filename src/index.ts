@@ -13,8 +13,10 @@
  */
 import type Database from 'better-sqlite3';
 import { type StoreAuthState, useStoreAuthState } from './auth/auth-state.js';
-import { SealedStore } from './store/sealed.js';
+import { seal } from './store/open.js';
+import { unlockValues } from './store/sealed.js';
 import { SqliteStore } from './store/sqlite.js';
+import type { SessionStore } from './store/types.js';
 
 export type { StoreAuthState } from './auth/auth-state.js';
 export { useStoreAuthState } from './auth/auth-state.js';
@@ -50,10 +52,16 @@ export async function useSqliteAuthState(
   sessionId: string,
   options: SqliteAuthStateOptions = {},
 ): Promise<SqliteAuthState> {
-  // Always wrapped: without a secret it stores in clear, and still recognizes an encrypted database.
-  const store = new SealedStore(new SqliteStore(pathOrDb), { secret: options.secret });
+  return openAuthState(await seal(new SqliteStore(pathOrDb), options.secret, true), sessionId);
+}
+
+/** The same opening policy as the CLI's (src/store/open.ts): an encrypted database is recognized without a secret. */
+async function openAuthState(
+  store: SessionStore,
+  sessionId: string,
+): Promise<StoreAuthState & { close: () => Promise<void> }> {
   try {
-    await store.unlock(); // a missing or wrong secret fails here, before the session is even registered
+    await unlockValues(store); // a missing or wrong secret fails here, before the session is even registered
     return { ...(await useStoreAuthState(store, sessionId)), close: () => store.close() };
   } catch (error) {
     await store.close();
@@ -77,12 +85,5 @@ export async function usePostgresAuthState(
   options: SqliteAuthStateOptions = {},
 ): Promise<PostgresAuthState> {
   const { PostgresStore } = await import('./store/postgres.js');
-  const store = new SealedStore(await PostgresStore.open(urlOrPool), { secret: options.secret });
-  try {
-    await store.unlock();
-    return { ...(await useStoreAuthState(store, sessionId)), close: () => store.close() };
-  } catch (error) {
-    await store.close();
-    throw error;
-  }
+  return openAuthState(await seal(await PostgresStore.open(urlOrPool), options.secret, true), sessionId);
 }

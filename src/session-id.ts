@@ -1,6 +1,6 @@
 import { usageError } from './errors.js';
 
-/** SPEC: session ids are safe as file names, URL path segments and SQL values without quoting games. */
+/** README "Commands": session ids are safe as file names, URL path segments and SQL values without quoting games. */
 export const SESSION_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 export function assertSessionId(id: string): string {

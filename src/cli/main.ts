@@ -7,9 +7,12 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type * as CommanderModule from 'commander';
 import { resolveConfig, type GlobalFlags } from '../config.js';
+import type { Context, RejectionLog } from '../commands/context.js';
 import { ExitCode, isWaError, usageError, type ExitCode as ExitCodeType } from '../errors.js';
-import { openStore, type Context } from './context.js';
-import { createOutput, loadPaint, type Output, type OutputStreams } from './output.js';
+import type { Logger } from '../session/baileys.js';
+import { openStore } from '../store/open.js';
+import { createOutput, loadPaint, type Output, type OutputStreams } from '../terminal/output.js';
+import { httpAddressArg, phoneArg, secondsArg, sessionIdArg, sessionIdsArg } from './args.js';
 
 export interface CliIo extends OutputStreams {
   argv: readonly string[];
@@ -18,6 +21,28 @@ export interface CliIo extends OutputStreams {
   signal: AbortSignal;
   host: string;
   pid: number;
+  /**
+   * Registers the process-wide unhandled-rejection listener (bin/wa.js: `process.on('unhandledRejection')`).
+   * Baileys fires internal promises without awaiting them (keep-alive pings, init queries); when a socket
+   * dies under them they reject with no handler, and Node's default would kill a daemon for it.
+   */
+  onUnhandledRejection?: ((listener: (reason: unknown) => void) => void) | undefined;
+}
+
+/** Counts every unhandled rejection and logs it at debug to the logger the running command attached. */
+function createRejectionLog(io: CliIo): RejectionLog {
+  let count = 0;
+  let logger: Logger | undefined;
+  io.onUnhandledRejection?.((reason) => {
+    count++;
+    logger?.debug({ err: reason }, 'unhandled rejection (usually a Baileys promise outliving its socket)');
+  });
+  return {
+    get count() {
+      return count;
+    },
+    logTo: (next) => void (logger = next),
+  };
 }
 
 // require(), not import: Node 20 loads a CommonJS package through ESM's translator (scanning its source
@@ -36,6 +61,7 @@ export async function run(io: CliIo): Promise<ExitCodeType> {
   let debug = false;
   const program = new Command('wa');
   const usageOutput: string[] = [];
+  const rejections = createRejectionLog(io);
 
   program
     .description('Keep WhatsApp Web (Baileys) sessions connected, stored in SQLite or PostgreSQL.')
@@ -65,11 +91,12 @@ export async function run(io: CliIo): Promise<ExitCodeType> {
       const ctx: Context = {
         config,
         out,
-        env: io.env,
         signal: io.signal,
         host: io.host,
         pid: io.pid,
-        openStore: ((mode: 'read' | 'write') => openStore(config, mode)) as Context['openStore'],
+        rejections,
+        openStore: ((mode: 'read' | 'write') =>
+          mode === 'read' ? openStore(config, 'read') : openStore(config, 'write')) as Context['openStore'],
       };
       const fn = await load();
       // commander passes (...positionals, options, command); commands take (ctx, ...positionals, options).
@@ -79,27 +106,27 @@ export async function run(io: CliIo): Promise<ExitCodeType> {
   program
     .command('add')
     .description('register a session (no network)')
-    .argument('<id>', 'session id')
+    .argument('<id>', 'session id', sessionIdArg)
     .option('--label <text>', 'a note shown by wa status')
     .action(action(async () => (await import('../commands/add.js')).add));
 
   program
     .command('status')
     .description('show every session, or one (exit 0 when it is paired, 3 when not)')
-    .argument('[id]', 'session id')
+    .argument('[id]', 'session id', sessionIdArg)
     .action(action(async () => (await import('../commands/status.js')).status));
 
   program
     .command('rm')
     .description('delete a session and all its data')
-    .argument('<id>', 'session id')
+    .argument('<id>', 'session id', sessionIdArg)
     .option('--force', 'also remove a paired session (the phone keeps listing the device)')
     .action(action(async () => (await import('../commands/rm.js')).rm));
 
   program
     .command('import')
     .description('copy a useMultiFileAuthState folder into the database')
-    .argument('<id>', 'session id (created if missing)')
+    .argument('<id>', 'session id (created if missing)', sessionIdArg)
     .argument('<dir>', 'the folder')
     .option('--force', 'replace the credentials and keys the session already has')
     .action(action(async () => (await import('../commands/import.js')).importFolder));
@@ -107,7 +134,7 @@ export async function run(io: CliIo): Promise<ExitCodeType> {
   program
     .command('export')
     .description('write a session out as a useMultiFileAuthState folder')
-    .argument('<id>', 'session id')
+    .argument('<id>', 'session id', sessionIdArg)
     .argument('<dir>', 'a new or empty folder')
     .action(action(async () => (await import('../commands/export.js')).exportFolder));
 
@@ -120,28 +147,53 @@ export async function run(io: CliIo): Promise<ExitCodeType> {
   program
     .command('connect')
     .description('pair the session (QR code or pairing code) or check that a paired one connects')
-    .argument('<id>', 'session id')
-    .option('--phone <digits>', 'pair with an 8-character code for this phone number (country code, digits only)')
-    .option('--timeout <seconds>', 'give up after this long', '180')
+    .argument('<id>', 'session id', sessionIdArg)
+    .option(
+      '--phone <digits>',
+      'pair with an 8-character code for this phone number (country code, digits only)',
+      phoneArg,
+    )
+    .addOption(
+      new Option('--timeout <seconds>', 'give up after this long')
+        .argParser(secondsArg('--timeout'))
+        .default(180_000, '180'),
+    )
     .option('--takeover', 'take the session from a live owner (it closes without logging out)')
-    .action(action(async () => (await import('../commands/connect.js')).connect));
+    .action(
+      action(async () => {
+        const { connect } = await import('../commands/connect.js');
+        return (ctx: Context, id: string, o: { phone?: string; timeout: number; takeover?: boolean }) =>
+          connect(ctx, id, { phone: o.phone, timeoutMs: o.timeout, takeover: o.takeover });
+      }),
+    );
 
   program
     .command('logout')
     .description('unlink the device on WhatsApp, then delete its credentials and keys')
-    .argument('<id>', 'session id')
+    .argument('<id>', 'session id', sessionIdArg)
     .option('--force', 'clear locally even when WhatsApp cannot be reached (the phone may keep listing the device)')
-    .option('--timeout <seconds>', 'give up reaching WhatsApp after this long', '30')
+    .addOption(
+      new Option('--timeout <seconds>', 'give up reaching WhatsApp after this long')
+        .argParser(secondsArg('--timeout'))
+        .default(30_000, '30'),
+    )
     .option('--takeover', 'take the session from a live owner first')
-    .action(action(async () => (await import('../commands/logout.js')).logout));
+    .action(
+      action(async () => {
+        const { logout } = await import('../commands/logout.js');
+        return (ctx: Context, id: string, o: { force?: boolean; timeout: number; takeover?: boolean }) =>
+          logout(ctx, id, { force: o.force, timeoutMs: o.timeout, takeover: o.takeover });
+      }),
+    );
 
   program
     .command('serve')
     .description('keep every paired session (or the listed ones) connected; stop with Ctrl-C or SIGTERM')
-    .argument('[ids...]', 'serve only these sessions')
+    .argument('[ids...]', 'serve only these sessions', sessionIdsArg, [])
     .option(
       '--http <[host:]port>',
       'serve /healthz, /readyz, /sessions and /metrics (default: 0.0.0.0:$PORT when PORT is set)',
+      httpAddressArg,
     )
     .action(action(async () => (await import('../commands/serve.js')).serve));
 

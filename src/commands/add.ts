@@ -1,9 +1,7 @@
-import type { Context } from '../cli/context.js';
-import { assertSessionId } from '../session-id.js';
-import { sessionView } from './common.js';
+import type { Context } from './context.js';
+import { sessionView } from '../session/session-view.js';
 
 export async function add(ctx: Context, id: string, options: { label?: string | undefined }): Promise<void> {
-  assertSessionId(id);
   const store = await ctx.openStore('write');
   try {
     const session = await store.createSession(id, options.label ?? null);

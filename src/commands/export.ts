@@ -1,5 +1,5 @@
 import { countByType, writeAuthFolder } from '../auth/auth-folder.js';
-import type { Context } from '../cli/context.js';
+import type { Context } from './context.js';
 import { ExitCode, WaError } from '../errors.js';
 import { requireSession } from './common.js';
 

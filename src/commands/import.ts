@@ -1,7 +1,6 @@
 import { readAuthFolder } from '../auth/auth-folder.js';
-import type { Context } from '../cli/context.js';
+import type { Context } from './context.js';
 import { usageError } from '../errors.js';
-import { assertSessionId } from '../session-id.js';
 import { assertNotBusy } from './common.js';
 
 /**
@@ -14,7 +13,6 @@ export async function importFolder(
   dir: string,
   options: { force?: boolean | undefined },
 ): Promise<void> {
-  assertSessionId(id);
   const folder = await readAuthFolder(dir);
   const store = await ctx.openStore('write');
   try {

@@ -1,26 +1,21 @@
 import { loadCreds } from '../auth/auth-state.js';
-import type { Context } from '../cli/context.js';
-import { createConnectView } from '../cli/connect-view.js';
 import { ExitCode, WaError } from '../errors.js';
-import { createLogger, endSocket, guardUnhandledRejections, loadBaileys, makeSocket } from '../session/baileys.js';
-import { classifyDisconnect, type Disconnect } from '../session/disconnect.js';
+import { baileysSocketFactory, createLogger, loadBaileys } from '../session/baileys.js';
+import { untilClosed, untilOpenOrClosed } from '../session/connection.js';
+import type { Disconnect } from '../session/disconnect.js';
 import { newOwner, SessionLease } from '../session/lease.js';
 import { SessionAuth } from '../session/session-auth.js';
 import { unlockValues } from '../store/sealed.js';
 import type { SessionStore } from '../store/types.js';
+import { createConnectView } from '../terminal/connect-view.js';
 import { requireSession } from './common.js';
-import { parseSeconds } from './connect.js';
+import type { Context } from './context.js';
 
 export interface LogoutOptions {
   force?: boolean | undefined;
-  timeout?: string | undefined;
+  timeoutMs: number;
   takeover?: boolean | undefined;
 }
-
-type Outcome =
-  | { kind: 'open' }
-  | { kind: 'closed'; disconnect: Disconnect }
-  | { kind: 'stopped'; reason: 'interrupted' | 'timeout' };
 
 /**
  * `wa logout <id>`: unlinks the device on WhatsApp (the phone's list drops it), then deletes the session's
@@ -28,7 +23,7 @@ type Outcome =
  * changes unless --force, which clears locally and warns that the phone may still list the device.
  */
 export async function logout(ctx: Context, id: string, options: LogoutOptions): Promise<void> {
-  const timeoutMs = parseSeconds(options.timeout ?? '30', '--timeout');
+  const { timeoutMs } = options;
   const view = createConnectView(ctx.out);
   const store = await ctx.openStore('write');
   try {
@@ -92,42 +87,25 @@ async function unlink(
   view: ReturnType<typeof createConnectView>,
 ): Promise<true | { action: Disconnect['action'] | 'interrupted'; reason: string }> {
   const baileys = await loadBaileys();
-  const logger = await createLogger(ctx.config.logLevel ?? 'warn', 2);
-  guardUnhandledRejections(logger);
+  const logger = await createLogger(ctx.config.logLevel ?? 'warn', ctx.out.stderr);
+  ctx.rejections.logTo(logger);
   const auth = await SessionAuth.open(store, id, { deferCredsUntilPaired: false });
   view.connecting('Connecting to WhatsApp to unlink the device…');
-  const socket = makeSocket(baileys, auth, logger, ctx.config);
-  let timer: NodeJS.Timeout | undefined;
-  let onAbort = (): void => undefined;
-  const outcome = await new Promise<Outcome>((resolve) => {
-    timer = setTimeout(() => resolve({ kind: 'stopped', reason: 'timeout' }), timeoutMs);
-    onAbort = () => resolve({ kind: 'stopped', reason: 'interrupted' });
-    ctx.signal.addEventListener('abort', onAbort, { once: true });
-    if (ctx.signal.aborted) onAbort();
-    socket.ev.on('connection.update', (update) => {
-      if (update.connection === 'open') resolve({ kind: 'open' });
-      if (update.connection === 'close')
-        resolve({ kind: 'closed', disconnect: classifyDisconnect(update.lastDisconnect?.error) });
-    });
-  });
-  clearTimeout(timer);
-  ctx.signal.removeEventListener('abort', onAbort);
-  if (outcome.kind === 'open') {
+  const socket = baileysSocketFactory(baileys, ctx.config)(auth, logger);
+  const timeout = AbortSignal.timeout(timeoutMs);
+  const outcome = await untilOpenOrClosed(socket, { signal: AbortSignal.any([ctx.signal, timeout]) });
+  if (outcome.kind === 'open' && socket.baileys) {
     // logout() sends remove-companion-device without waiting for an answer, then ends the socket (401).
-    const closed = new Promise<void>((resolve) =>
-      socket.ev.on('connection.update', (u) => u.connection === 'close' && resolve()),
-    );
-    await socket.logout();
-    await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 2000))]);
+    const closed = untilClosed(socket, { signal: AbortSignal.timeout(2000) });
+    await socket.baileys.logout();
+    await closed;
     await auth.close();
     return true;
   }
-  await endSocket(socket);
+  await socket.end();
   await auth.close();
-  if (outcome.kind === 'stopped') {
-    return outcome.reason === 'interrupted'
-      ? { action: 'interrupted', reason: 'interrupted' }
-      : { action: 'retry', reason: `no connection within ${timeoutMs / 1000}s` };
-  }
-  return outcome.disconnect;
+  if (outcome.kind === 'closed') return outcome.disconnect;
+  return ctx.signal.aborted
+    ? { action: 'interrupted', reason: 'interrupted' }
+    : { action: 'retry', reason: `no connection within ${timeoutMs / 1000}s` };
 }

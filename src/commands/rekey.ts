@@ -1,4 +1,4 @@
-import type { Context } from '../cli/context.js';
+import type { Context } from './context.js';
 import { ExitCode, usageError, WaError } from '../errors.js';
 import {
   createSealer,
@@ -11,7 +11,7 @@ import {
   type Sealer,
 } from '../store/sealed.js';
 import type { SessionStore } from '../store/types.js';
-import { describeOwner } from './common.js';
+import { describeOwner } from '../session/session-view.js';
 
 export interface RekeyOptions {
   decrypt?: boolean | undefined;
@@ -24,7 +24,7 @@ export interface RekeyOptions {
  * while any session has a live owner, which would go on writing with the old key.
  */
 export async function rekey(ctx: Context, options: RekeyOptions): Promise<void> {
-  const newSecret = ctx.env.WA_NEW_SECRET || undefined;
+  const newSecret = ctx.config.newSecret;
   if (options.decrypt && newSecret !== undefined) {
     throw usageError('E_CONFIG', '--decrypt stores values in clear, but WA_NEW_SECRET is set', {
       hint: 'unset WA_NEW_SECRET, or drop --decrypt to re-seal with it',

@@ -1,4 +1,4 @@
-import type { Context } from '../cli/context.js';
+import type { Context } from './context.js';
 import { usageError } from '../errors.js';
 import { assertNotBusy, requireSession } from './common.js';
 

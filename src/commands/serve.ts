@@ -1,17 +1,20 @@
-import type { Context } from '../cli/context.js';
+import { systemClock } from '../clock.js';
 import { type LogLevel } from '../config.js';
-import { parseHttpAddress, startHttp } from '../daemon/http.js';
-import { prettyLines } from '../daemon/log-format.js';
+import type { HttpAddress } from '../daemon/http.js';
+import { startHttp } from '../daemon/http.js';
 import { Metrics } from '../daemon/metrics.js';
 import { Supervisor } from '../daemon/supervisor.js';
-import { assertSessionId } from '../session-id.js';
-import { createLogger, guardUnhandledRejections, loadBaileys } from '../session/baileys.js';
+import { baileysSocketFactory, createLogger, loadBaileys } from '../session/baileys.js';
 import { newOwner } from '../session/lease.js';
+import { sessionView } from '../session/session-view.js';
 import { unlockValues } from '../store/sealed.js';
-import { requireSession, sessionView } from './common.js';
+import { prettyLines } from '../terminal/log-format.js';
+import { requireSession } from './common.js';
+import type { Context } from './context.js';
 
 export interface ServeOptions {
-  http?: string | undefined;
+  /** `--http [host:]port`, parsed at the edge. */
+  http?: HttpAddress | undefined;
 }
 
 /** Baileys logs every connect at info; with hundreds of sessions that drowns wa's own lines, so it gets warn unless asked for more. */
@@ -26,9 +29,8 @@ const baileysLevel = (level: LogLevel): LogLevel =>
  * and returns (exit 0). bin/wa.js turns a second signal into exit 130.
  */
 export async function serve(ctx: Context, ids: string[], options: ServeOptions): Promise<void> {
-  ids.forEach(assertSessionId);
-  const httpSpec = options.http ?? (ctx.env.PORT ? `0.0.0.0:${ctx.env.PORT}` : undefined);
-  const address = httpSpec === undefined ? undefined : parseHttpAddress(httpSpec);
+  const address =
+    options.http ?? (ctx.config.port === undefined ? undefined : { host: '0.0.0.0', port: ctx.config.port });
   const store = await ctx.openStore('write');
   try {
     await unlockValues(store); // a missing or wrong WA_SECRET fails now, before any lease is taken
@@ -41,18 +43,18 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
     const destination = ctx.out.stdout.isTTY ? prettyLines(ctx.out.stdout) : ctx.out.stdout;
     const logger = await createLogger(level, destination);
     const baileysLogger = logger.child({ component: 'baileys' }, { level: baileysLevel(level) });
-    guardUnhandledRejections(baileysLogger);
+    ctx.rejections.logTo(baileysLogger);
     const baileys = await loadBaileys();
-    const metrics = new Metrics();
+    const metrics = new Metrics(() => ctx.rejections.count);
     const owner = newOwner('serve', ctx.host, ctx.pid);
     const supervisor = new Supervisor({
       store,
-      baileys,
+      openSocket: baileysSocketFactory(baileys, ctx.config),
       logger,
       baileysLogger,
-      wsUrl: ctx.config.wsUrl,
       timing: ctx.config.timing,
       metrics,
+      clock: systemClock,
       owner,
       only: ids,
     });
@@ -70,7 +72,7 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
             sessions: async () => ({ db: store.location, sessions: (await store.listSessions()).map(sessionView) }),
             metrics: async () => metrics.render((await store.listSessions()).map(sessionView)),
           },
-          ctx.env.WA_API_TOKEN || undefined,
+          ctx.config.apiToken,
         )
       : undefined;
 

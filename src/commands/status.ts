@@ -1,16 +1,14 @@
-import type { Context } from '../cli/context.js';
-import { table } from '../cli/output.js';
+import type { Context } from './context.js';
+import { table } from '../terminal/output.js';
 import { ExitCode, storageError, usageError, type ExitCode as ExitCodeType } from '../errors.js';
-import { assertSessionId } from '../session-id.js';
 import type { SessionRecord } from '../store/types.js';
-import { corruptMessage, sessionView, type SessionView } from './common.js';
+import { corruptMessage, sessionView, type SessionView } from '../session/session-view.js';
 
 /**
  * `wa status [id]`. With an id: exit 0 when paired, 3 otherwise, so scripts can branch on it. A session
  * whose stored creds are corrupt is still shown (the others too), and the command then fails with exit 5.
  */
 export async function status(ctx: Context, id: string | undefined): Promise<ExitCodeType> {
-  if (id !== undefined) assertSessionId(id);
   const store = await ctx.openStore('read');
   let sessions: SessionRecord[];
   try {

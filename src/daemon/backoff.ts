@@ -1,4 +1,6 @@
-/** Reconnect delays: exponential backoff with full jitter (SPEC: base 1 s, cap 60 s, reset after 60 s open). */
+import { systemClock, type Clock } from '../clock.js';
+
+/** Reconnect delays: exponential backoff with full jitter (README "The daemon": base 1 s, cap 60 s, reset after 60 s open). */
 export interface BackoffPolicy {
   baseMs: number;
   capMs: number;
@@ -24,30 +26,18 @@ export function backoffDelay(attempt: number, policy: BackoffPolicy, random: () 
 export class ConnectLimiter {
   private next = 0;
   private readonly intervalMs: number;
+  private readonly clock: Clock;
 
-  constructor(perSecond: number) {
+  constructor(perSecond: number, clock: Clock = systemClock) {
     this.intervalMs = 1000 / perSecond;
+    this.clock = clock;
   }
 
   /** Resolves when this caller may connect; callers are spaced `1/perSecond` apart. */
   async take(signal?: AbortSignal): Promise<void> {
-    const now = Date.now();
+    const now = this.clock.now();
     const at = Math.max(now, this.next);
     this.next = at + this.intervalMs;
-    if (at > now) await sleep(at - now, signal);
+    if (at > now) await this.clock.sleep(at - now, signal);
   }
-}
-
-/** Sleeps, or resolves early when the signal aborts. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const done = (): void => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }

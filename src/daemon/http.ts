@@ -14,19 +14,6 @@ export interface HttpAddress {
   port: number;
 }
 
-/** `--http [host:]port`; a bare port binds to loopback, as SPEC asks (expose it with 0.0.0.0:port). */
-export function parseHttpAddress(value: string): HttpAddress {
-  const match = /^(?:(\[[0-9a-fA-F:.]+\]|[^:]+):)?(\d{1,5})$/.exec(value.trim());
-  const port = Number(match?.[2]);
-  if (!match || port > 65535) {
-    throw usageError(
-      'E_HTTP',
-      `invalid --http address ${JSON.stringify(value)}: use [host:]port, like 8080 or 0.0.0.0:8080`,
-    );
-  }
-  return { host: match[1]?.replace(/^\[|\]$/g, '') ?? '127.0.0.1', port };
-}
-
 const tokenMatches = (header: string | undefined, token: string): boolean => {
   const given = Buffer.from(header ?? '');
   const wanted = Buffer.from(`Bearer ${token}`);

@@ -2,7 +2,7 @@
  * The daemon's counters, rendered as Prometheus text. Kept by hand: a handful of series does not need a
  * client library, and wa must not load anything heavy.
  */
-import type { SessionView } from '../commands/common.js';
+import type { SessionView } from '../session/session-view.js';
 
 const WRITE_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5];
 
@@ -19,6 +19,12 @@ export class Metrics {
   private writeCount = 0;
   private writeSum = 0;
   private writeFailures = 0;
+  private readonly unhandledRejections: () => number;
+
+  /** `unhandledRejections` reads the process's count (kept at the CLI edge). */
+  constructor(unhandledRejections: () => number = () => 0) {
+    this.unhandledRejections = unhandledRejections;
+  }
 
   /** A connect attempt that ended `open`, or failed before opening. */
   connect(result: 'open' | 'failed'): void {
@@ -92,6 +98,12 @@ export class Metrics {
       'Credential and key-store commits that failed (Baileys retries them).',
     );
     lines.push(`wa_keystore_write_failures_total ${this.writeFailures}`);
+    family(
+      'wa_unhandled_rejections_total',
+      'counter',
+      'Promise rejections nothing handled (Baileys leaves some behind when sockets die); logged at debug.',
+    );
+    lines.push(`wa_unhandled_rejections_total ${this.unhandledRejections()}`);
     family(
       'wa_process_active_resources',
       'gauge',

@@ -1,25 +1,25 @@
-import type { WASocket } from '@whiskeysockets/baileys';
 import type { Logger } from 'pino';
+import type { Clock } from '../clock.js';
 import type { Timing } from '../config.js';
-import { endSocket, makeSocket, type Baileys } from '../session/baileys.js';
-import { classifyDisconnect, type Disconnect } from '../session/disconnect.js';
+import { closedPatch, untilClosed, type SessionSocket, type SocketFactory } from '../session/connection.js';
+import type { Disconnect } from '../session/disconnect.js';
 import { SessionAuth } from '../session/session-auth.js';
-import { takeIdentityFailure } from '../session/verify-identity.js';
 import type { ConnectionState, SessionStore } from '../store/types.js';
-import { backoffDelay, sleep, type ConnectLimiter } from './backoff.js';
+import { backoffDelay, type ConnectLimiter } from './backoff.js';
 import type { Metrics } from './metrics.js';
 
-/** What the daemon's parts share: the store, Baileys, logging, settings and metrics. */
+/** What the daemon's parts share: the store, the socket factory, logging, settings, metrics and time. */
 export interface DaemonServices {
   store: SessionStore;
-  baileys: Baileys;
+  /** Makes sockets: Baileys' in production (src/session/baileys.ts), a scripted one in tests. */
+  openSocket: SocketFactory;
   /** wa's own log lines. */
   logger: Logger;
   /** Handed to Baileys (usually quieter than ours). */
   baileysLogger: Logger;
-  wsUrl: string | undefined;
   timing: Timing;
   metrics: Metrics;
+  clock: Clock;
 }
 
 export interface RunnerDeps extends DaemonServices {
@@ -30,12 +30,12 @@ export interface RunnerDeps extends DaemonServices {
 }
 
 /**
- * Keeps one session connected: connect, watch, and on close apply the disconnect policy (SPEC "The
+ * Keeps one session connected: connect, watch, and on close apply the disconnect policy (README "The
  * daemon"): 515 at once; 401/403 logged_out and 440 replaced stop the session; 405 and failed identity
  * checks stop it with that reason; anything else reconnects with full-jitter backoff, forever, never
  * touching the credentials. A watchdog tears down a connection that went silent or never opened, because
  * Baileys alone can wait ~30 s for a dead peer, or hang in `connecting` forever after an HTTP error answer
- * to the WebSocket upgrade (shared/reference/test-server-notes.md).
+ * to the WebSocket upgrade (test/wa-server/README.md shows both faults).
  */
 export class SessionRunner {
   readonly id: string;
@@ -43,7 +43,7 @@ export class SessionRunner {
   private readonly deps: RunnerDeps;
   private readonly abort = new AbortController();
   private done: Promise<void> = Promise.resolve();
-  private socket: WASocket | undefined;
+  private socket: SessionSocket | undefined;
   private auth: SessionAuth | undefined;
   /** Set when the lease was lost: the new owner writes the session's state from now on. */
   private silent = false;
@@ -105,11 +105,7 @@ export class SessionRunner {
 
         metrics.disconnect(disconnect.code, disconnect.action);
         this.connection = 'closed';
-        const at = new Date().toISOString();
-        await this.record({
-          connection: 'closed',
-          lastDisconnect: { code: disconnect.code, reason: disconnect.reason, at },
-        });
+        await this.record(closedPatch(disconnect, true, new Date(this.deps.clock.now())));
         const fields = { code: disconnect.code, reason: disconnect.reason, action: disconnect.action };
 
         if (disconnect.action === 'restart') {
@@ -117,7 +113,6 @@ export class SessionRunner {
           continue;
         }
         if (disconnect.action === 'logged_out' || disconnect.action === 'replaced') {
-          await this.record({ state: disconnect.action });
           logger.warn(
             fields,
             disconnect.action === 'logged_out'
@@ -128,8 +123,7 @@ export class SessionRunner {
           return;
         }
         if (disconnect.action === 'stop' || disconnect.action === 'qr_expired') {
-          const detail = takeIdentityFailure();
-          logger.error({ ...fields, ...(detail ? { detail } : {}) }, 'session stopped');
+          logger.error({ ...fields, ...(disconnect.detail ? { detail: disconnect.detail } : {}) }, 'session stopped');
           this.deps.onStopped(this.id, disconnect);
           return;
         }
@@ -140,11 +134,11 @@ export class SessionRunner {
           resetAfterMs: timing.backoffResetMs,
         });
         logger.info({ ...fields, attempt, delayMs: delay }, 'disconnected; reconnecting after backoff');
-        await sleep(delay, signal);
+        await this.deps.clock.sleep(delay, signal);
       }
     } finally {
       // Graceful: close without logging out, let pending key writes land, then stop writing.
-      if (this.socket) await endSocket(this.socket);
+      if (this.socket) await this.socket.end();
       this.socket = undefined;
       await auth.close();
       if (this.connection !== 'closed') await this.record({ connection: 'closed' });
@@ -153,71 +147,61 @@ export class SessionRunner {
   }
 
   /** One socket from connect to close. Resolves with why it closed and how long it was open. */
-  private connectOnce(auth: SessionAuth): Promise<{ disconnect: Disconnect; openFor: number | null }> {
-    const { baileys, baileysLogger, wsUrl, timing, logger, metrics } = this.deps;
-    const socket = makeSocket(baileys, auth, baileysLogger, { wsUrl, timing });
+  private async connectOnce(auth: SessionAuth): Promise<{ disconnect: Disconnect; openFor: number | null }> {
+    const { openSocket, baileysLogger, timing, logger, metrics, clock } = this.deps;
+    const socket = openSocket(auth, baileysLogger);
     this.socket = socket;
     this.connection = 'connecting';
     void this.record({ connection: 'connecting' });
 
-    const startedAt = Date.now();
+    const startedAt = clock.now();
     let lastFrameAt = startedAt;
     let openedAt: number | null = null;
-    // Any inbound frame proves the link is alive (WhatsApp pings every keep-alive interval).
-    socket.ws.on('message', () => (lastFrameAt = Date.now()));
+    socket.onFrame(() => (lastFrameAt = clock.now()));
 
-    return new Promise((resolve) => {
-      let settled = false;
-      const finish = (disconnect: Disconnect): void => {
-        if (settled) return;
-        settled = true;
-        clearInterval(watchdog);
-        this.abort.signal.removeEventListener('abort', onAbort);
-        if (openedAt === null && disconnect.action !== 'closed') metrics.connect('failed');
-        resolve({ disconnect, openFor: openedAt === null ? null : Date.now() - openedAt });
-      };
-      const abandon = (reason: string): void => {
-        // Tear the socket down now rather than waiting for a close handshake from a peer that is gone.
-        try {
-          (socket.ws as unknown as { socket?: { terminate(): void } | null }).socket?.terminate();
-        } catch {
-          // already closed
+    // The watchdog: tear the socket down now rather than waiting for a close handshake from a peer that is gone.
+    const dead = new AbortController();
+    let deadReason = '';
+    const abandon = (reason: string): void => {
+      deadReason = reason;
+      dead.abort(); // first: the close that terminating causes is ours, not the server's
+      socket.terminate();
+    };
+    const stopWatchdog = clock.every(
+      // Half the grace: a dead link is caught within keep-alive + 1.5 × grace, at 0.2 checks a second per
+      // session (100 idle sessions cost 20 timer wake-ups a second, not 100).
+      Math.max(250, timing.livenessGraceMs / 2),
+      () => {
+        const now = clock.now();
+        if (openedAt === null && now - startedAt > timing.connectTimeoutMs + timing.livenessGraceMs / 2) {
+          abandon(`not connected after ${Math.round((now - startedAt) / 1000)}s (stuck connecting)`);
+        } else if (openedAt !== null && now - lastFrameAt > timing.keepAliveMs + timing.livenessGraceMs) {
+          abandon(`no data from the server for ${Math.round((now - lastFrameAt) / 1000)}s`);
         }
-        void socket.end(undefined).catch(() => undefined);
-        if (this.socket === socket) this.socket = undefined;
-        finish({ code: 408, reason, action: 'retry' });
-      };
-      const watchdog = setInterval(
-        () => {
-          const now = Date.now();
-          if (openedAt === null && now - startedAt > timing.connectTimeoutMs + timing.livenessGraceMs / 2) {
-            abandon(`not connected after ${Math.round((now - startedAt) / 1000)}s (stuck connecting)`);
-          } else if (openedAt !== null && now - lastFrameAt > timing.keepAliveMs + timing.livenessGraceMs) {
-            abandon(`no data from the server for ${Math.round((now - lastFrameAt) / 1000)}s`);
-          }
-        },
-        // Half the grace: a dead link is caught within keep-alive + 1.5 × grace, at 0.2 checks a second
-        // per session (100 idle sessions cost 20 timer wake-ups a second, not 100).
-        Math.max(250, timing.livenessGraceMs / 2),
-      );
-      const onAbort = (): void => finish({ code: null, reason: 'serve stopping', action: 'closed' });
-      this.abort.signal.addEventListener('abort', onAbort, { once: true });
-
-      socket.ev.on('connection.update', (update) => {
-        if (settled) return;
-        if (update.connection === 'open') {
-          openedAt = Date.now();
+      },
+    );
+    try {
+      const outcome = await untilClosed(socket, {
+        signal: AbortSignal.any([this.abort.signal, dead.signal]),
+        onUpdate: (update) => {
+          if (update.connection !== 'open') return;
+          openedAt = clock.now();
           lastFrameAt = openedAt;
           this.connection = 'open';
           metrics.connect('open');
           logger.info({ jid: auth.state.creds.me?.id, ms: openedAt - startedAt }, 'connection open');
           void this.record({ connection: 'open', lastConnectedAt: new Date(openedAt).toISOString() });
-        }
-        if (update.connection === 'close') {
-          if (this.socket === socket) this.socket = undefined;
-          finish(classifyDisconnect(update.lastDisconnect?.error));
-        }
+        },
       });
-    });
+      let disconnect: Disconnect;
+      if (outcome.kind === 'closed') disconnect = outcome.disconnect;
+      else if (dead.signal.aborted) disconnect = { code: 408, reason: deadReason, action: 'retry' };
+      else disconnect = { code: null, reason: 'serve stopping', action: 'closed' };
+      if (disconnect.action !== 'closed' && this.socket === socket) this.socket = undefined;
+      if (openedAt === null && disconnect.action !== 'closed') metrics.connect('failed');
+      return { disconnect, openFor: openedAt === null ? null : clock.now() - openedAt };
+    } finally {
+      stopWatchdog();
+    }
   }
 }

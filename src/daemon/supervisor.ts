@@ -22,17 +22,18 @@ export class Supervisor {
   /** Sessions this process stopped for a reason, with the lastConnectedAt they had: retried only after a newer connect. */
   private readonly stopped = new Map<string, string | null>();
   private readonly limiter: ConnectLimiter;
-  private timers: NodeJS.Timeout[] = [];
+  private timers: Array<() => void> = [];
   private stopping = false;
   /** The discovery round in flight, if any: one at a time. */
   private discovery: Promise<void> | undefined;
   /** When the last successful lease renewal was sent (our clock). */
-  private renewedAt = Date.now();
+  private renewedAt: number;
   private renewing = false;
 
   constructor(deps: SupervisorDeps) {
     this.deps = deps;
-    this.limiter = new ConnectLimiter(deps.timing.connectsPerSecond);
+    this.limiter = new ConnectLimiter(deps.timing.connectsPerSecond, deps.clock);
+    this.renewedAt = deps.clock.now();
   }
 
   /** Sessions this process owns right now, with their live connection state. */
@@ -42,9 +43,10 @@ export class Supervisor {
 
   async start(): Promise<void> {
     await this.discover();
+    const { clock, timing } = this.deps;
     this.timers.push(
-      setInterval(() => void this.discover(), this.deps.timing.discoveryMs),
-      setInterval(() => void this.renew(), this.deps.timing.leaseRenewMs),
+      clock.every(timing.discoveryMs, () => void this.discover()),
+      clock.every(timing.leaseRenewMs, () => void this.renew()),
     );
   }
 
@@ -113,7 +115,7 @@ export class Supervisor {
     // connected for a moment, and WhatsApp answers a second login with 440 (replaced). Checked on every
     // tick, whether or not the last renewal has answered yet.
     const fenceAfter = this.deps.timing.leaseTtlMs - this.deps.timing.leaseRenewMs;
-    if (Date.now() - this.renewedAt >= fenceAfter) {
+    if (this.deps.clock.now() - this.renewedAt >= fenceAfter) {
       for (const [id, runner] of this.runners) {
         this.drop(id, runner, 'could not renew the lease in time; closing this session until the database answers');
       }
@@ -121,7 +123,7 @@ export class Supervisor {
     if (this.renewing) return;
     this.renewing = true;
     // Measured before the request: the database's expiry is at least this much later than our clock here.
-    const attemptAt = Date.now();
+    const attemptAt = this.deps.clock.now();
     try {
       const held = new Set(await this.deps.store.renewLeases(this.deps.owner.ownerId, this.deps.timing.leaseTtlMs));
       this.renewedAt = attemptAt;
@@ -146,7 +148,7 @@ export class Supervisor {
   /** Stops connecting, closes every socket without logging out, waits for key writes, releases leases. */
   async stop(): Promise<void> {
     this.stopping = true;
-    for (const timer of this.timers) clearInterval(timer);
+    for (const cancel of this.timers) cancel();
     await this.discovery;
     const runners = [...this.runners.values()];
     this.runners.clear();

@@ -5,27 +5,14 @@
 import type { WASocket } from '@whiskeysockets/baileys';
 import type { Logger } from 'pino';
 import type { LogLevel, Timing } from '../config.js';
+import type { SessionSocket, SocketFactory } from './connection.js';
 import type { SessionAuth } from './session-auth.js';
-import { installIdentityChecks } from './verify-identity.js';
+import { installIdentityChecks, withIdentityProbe, type IdentityProbe } from './verify-identity.js';
 
 export type Baileys = typeof import('@whiskeysockets/baileys');
+export type { Logger } from 'pino';
 
 let loaded: Baileys | undefined;
-let guarded = false;
-
-/**
- * Baileys fires many internal promises without awaiting them (`void sendUnifiedSession()`, keep-alive
- * pings, init queries); when the socket dies under them (EPIPE, "Connection Closed") they reject with
- * no handler, and Node's default is to kill the process. A session manager must survive its sockets
- * dying, so such rejections are logged at warn and the connection's own close handling takes over.
- */
-export function guardUnhandledRejections(logger: Logger): void {
-  if (guarded) return;
-  guarded = true;
-  process.on('unhandledRejection', (reason) => {
-    logger.warn({ err: reason }, 'ignored an unhandled rejection from a closing connection');
-  });
-}
 
 /** Loads Baileys once, with wa's identity checks installed and self-tested (throws if they do not work). */
 export async function loadBaileys(): Promise<Baileys> {
@@ -49,9 +36,11 @@ const EXPECTED_NOISE = new Set([
 ]);
 
 /**
- * A pino logger for Baileys and wa, writing JSON lines to stderr (commands) or a stream (serve: stdout). Credentials never reach it: wa logs none, and Baileys' fields that can carry secrets are redacted.
+ * A pino logger for Baileys and wa, writing JSON lines to the given stream (the command's stderr, or
+ * serve's stdout). Credentials never reach it: wa logs none, and Baileys' fields that can carry secrets
+ * are redacted.
  */
-export async function createLogger(level: LogLevel, destination: 2 | NodeJS.WritableStream): Promise<Logger> {
+export async function createLogger(level: LogLevel, destination: NodeJS.WritableStream): Promise<Logger> {
   const { default: pino } = await import('pino');
   return pino(
     {
@@ -72,8 +61,7 @@ export async function createLogger(level: LogLevel, destination: 2 | NodeJS.Writ
         },
       },
     },
-    // fd 2 is written synchronously, so the last lines before an exit are never lost.
-    destination === 2 ? pino.destination({ fd: 2, sync: true }) : destination,
+    destination,
   );
 }
 
@@ -83,34 +71,59 @@ export interface SocketSettings {
 }
 
 /**
- * A Baileys socket for a session, with the settings a session manager wants (no full history sync, no
- * presence, our logger), its credentials saved whole on every `creds.update`.
+ * The real socket factory: Baileys sockets with the settings a session manager wants (no full history
+ * sync, no presence, our logger), credentials saved whole on every `creds.update`, and identity checks
+ * that report to this connection alone.
  */
-export function makeSocket(baileys: Baileys, auth: SessionAuth, logger: Logger, settings: SocketSettings): WASocket {
-  const socket = baileys.makeWASocket({
-    auth: auth.state,
-    logger,
-    ...(settings.wsUrl ? { waWebSocketUrl: settings.wsUrl } : {}),
-    keepAliveIntervalMs: settings.timing.keepAliveMs,
-    connectTimeoutMs: settings.timing.connectTimeoutMs,
-    // A session manager keeps the link alive: no full history download (Baileys still takes the recent
-    // history it needs for LID mappings) and it does not show the account online.
-    syncFullHistory: false,
-    markOnlineOnConnect: false,
-    // Never fetched by Baileys itself; set explicitly so no code path looks it up online.
-    version: baileys.DEFAULT_CONNECTION_CONFIG.version,
-  });
+export function baileysSocketFactory(baileys: Baileys, settings: SocketSettings): SocketFactory {
+  return (auth, logger) => wrapSocket(baileys, auth, logger, settings);
+}
+
+function wrapSocket(baileys: Baileys, auth: SessionAuth, logger: Logger, settings: SocketSettings): SessionSocket {
+  const probe: IdentityProbe = { failure: undefined };
+  // Made inside the probe's scope: the WebSocket and every callback of it inherit it (AsyncLocalStorage).
+  const socket = withIdentityProbe(probe, () =>
+    baileys.makeWASocket({
+      auth: auth.state,
+      logger,
+      ...(settings.wsUrl ? { waWebSocketUrl: settings.wsUrl } : {}),
+      keepAliveIntervalMs: settings.timing.keepAliveMs,
+      connectTimeoutMs: settings.timing.connectTimeoutMs,
+      // A session manager keeps the link alive: no full history download (Baileys still takes the recent
+      // history it needs for LID mappings) and it does not show the account online.
+      syncFullHistory: false,
+      markOnlineOnConnect: false,
+      // Never fetched by Baileys itself; set explicitly so no code path looks it up online.
+      version: baileys.DEFAULT_CONNECTION_CONFIG.version,
+    }),
+  );
   socket.ev.on('creds.update', () => {
     auth.saveCreds().catch((error: unknown) => logger.error({ err: error }, 'saving credentials failed'));
   });
-  return socket;
+  return {
+    onUpdate: (listener) => void socket.ev.on('connection.update', listener),
+    onFrame: (listener) => void socket.ws.on('message', listener),
+    end: () => endSocket(socket),
+    terminate: () => {
+      // Baileys' WebSocketClient keeps the `ws` socket as `.socket` (lib/Socket/Client/websocket.js).
+      try {
+        (socket.ws as unknown as { socket?: { terminate(): void } | null }).socket?.terminate();
+      } catch {
+        // already closed
+      }
+      void socket.end(undefined).catch(() => undefined);
+    },
+    identityFailure: () => probe.failure,
+    baileys: socket,
+  };
 }
 
 /**
  * Closes a socket without logging out. Baileys' end() waits for the WebSocket close handshake, up to 30 s
- * when the peer does not answer (shared/reference/baileys-v7.md §6), so it is raced against a grace period.
+ * when the peer does not answer (lib/Socket/Client/websocket.js closes without a deadline), so it is raced
+ * against a grace period.
  */
-export async function endSocket(socket: WASocket, graceMs = 2000): Promise<void> {
+async function endSocket(socket: WASocket, graceMs = 2000): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([
     socket.end(undefined).catch(() => undefined),

@@ -1,5 +1,5 @@
 /**
- * What a Baileys disconnect means and what to do about it: the disconnect policy of SPEC.md as one
+ * What a Baileys disconnect means and what to do about it: the disconnect policy (README "The daemon") as one
  * table, shared by `wa connect`, `wa serve` and what `wa status` shows. Pure: it reads the Boom-shaped
  * error by duck typing, so it never loads Baileys or @hapi/boom.
  */
@@ -24,6 +24,8 @@ export interface Disconnect {
   code: number | null;
   reason: string;
   action: DisconnectAction;
+  /** What exactly failed, when a check of wa's own stopped the connection (an identity check, say). */
+  detail?: string | undefined;
 }
 
 interface BoomLike {

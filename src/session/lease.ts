@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { ExitCode, WaError } from '../errors.js';
 import type { Lease, SessionStore } from '../store/types.js';
+import { describeOwner } from './session-view.js';
 
 export type LeaseOwner = Omit<Lease, 'expiresAt'>;
 
@@ -8,8 +9,6 @@ export type LeaseOwner = Omit<Lease, 'expiresAt'>;
 export function newOwner(role: string, host: string, pid: number): LeaseOwner {
   return { ownerId: `${role}-${randomBytes(4).toString('hex')}`, host, pid };
 }
-
-export const describeLease = (lease: Lease): string => `${lease.ownerId} (host ${lease.host}, pid ${lease.pid})`;
 
 export interface LeaseTiming {
   ttlMs: number;
@@ -29,7 +28,7 @@ export class SessionLease {
   readonly owner: LeaseOwner;
   private readonly timing: LeaseTiming;
 
-  /** SPEC "Leases": TTL 30 s, renewed every 10 s (config.timing), released on exit. */
+  /** README "Leases": TTL 30 s, renewed every 10 s (config.timing), released on exit. */
   constructor(store: SessionStore, sessionId: string, owner: LeaseOwner, timing: LeaseTiming) {
     this.store = store;
     this.sessionId = sessionId;
@@ -51,7 +50,7 @@ export class SessionLease {
       throw new WaError(
         ExitCode.busy,
         'E_BUSY',
-        `session '${this.sessionId}' is in use by ${describeLease(result.holder)}`,
+        `session '${this.sessionId}' is in use by ${describeOwner(result.holder)}`,
         {
           hint: `stop that process, or take the session over: --takeover`,
         },

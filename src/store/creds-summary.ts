@@ -8,7 +8,7 @@ interface CredsShape {
 /**
  * What the registry keeps about a creds value. "Paired" means `creds.account` is present: a pairing-code
  * request sets `creds.me` before the phone has accepted anything, so `me` alone proves nothing
- * (shared/reference/baileys-v7.md §2).
+ * (Baileys' lib/Socket/socket.js requestPairingCode).
  */
 export function summaryOf(creds: CredsShape): CredsSummary {
   const paired = creds.account !== undefined && creds.account !== null;

@@ -29,7 +29,7 @@ describe('resolveConfig', () => {
 });
 
 describe('session ids', () => {
-  it('accepts the SPEC pattern only', () => {
+  it('accepts the documented id pattern only', () => {
     for (const ok of ['a', 'A1', 'bot.1', 'x_y-z', 'a'.repeat(64)]) expect(assertSessionId(ok)).toBe(ok);
     for (const bad of ['', '../x', 'a b', '.a', '-a', '_a', 'a'.repeat(65), 'a/b', 'ä'])
       expect(() => assertSessionId(bad)).toThrow(/invalid session id/);

@@ -3,7 +3,7 @@ import { classifyDisconnect } from '../../src/session/disconnect.js';
 
 const boom = (statusCode: number, message = 'x') => Object.assign(new Error(message), { output: { statusCode } });
 
-describe('classifyDisconnect: the disconnect policy of SPEC', () => {
+describe('classifyDisconnect: the disconnect policy of the README', () => {
   it.each([
     [515, 'restart'],
     [401, 'logged_out'],

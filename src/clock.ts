@@ -1,0 +1,36 @@
+/**
+ * Time as the daemon sees it: wall-clock timestamps, sleeps and periodic ticks behind one interface, so
+ * the runner, the supervisor and the connect pacing can be driven by a scripted clock in tests instead of
+ * waiting in real time (test/helpers/manual-clock.ts).
+ */
+export interface Clock {
+  /** Epoch milliseconds (Date.now()). */
+  now(): number;
+  /** Resolves after `ms`, or early (without error) when the signal aborts. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  /** Calls `fn` every `ms` until the returned function is called. */
+  every(ms: number, fn: () => void): () => void;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  sleep,
+  every(ms, fn) {
+    const timer = setInterval(fn, ms);
+    return () => clearInterval(timer);
+  },
+};
+
+/** Sleeps, or resolves early when the signal aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, Math.max(0, ms));
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

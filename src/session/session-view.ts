@@ -1,0 +1,40 @@
+/**
+ * How a session is shown to people and programs: the `wa status --json` object (README "Commands"), also
+ * served by the daemon's `/sessions` and counted by `/metrics`. Consumers ignore fields they do not know.
+ */
+import { phoneOf } from '../store/creds-summary.js';
+import type { Lease, SessionRecord } from '../store/types.js';
+
+/** `serve-1a2b3c4d (host web-1, pid 42)`: who holds a lease, in errors and in `wa status`. */
+export const describeOwner = (lease: Pick<Lease, 'ownerId' | 'host' | 'pid'>): string =>
+  `${lease.ownerId} (host ${lease.host}, pid ${lease.pid})`;
+
+export function sessionView(session: SessionRecord) {
+  return {
+    id: session.id,
+    label: session.label,
+    state: session.state,
+    jid: session.jid,
+    phone: phoneOf(session.jid),
+    name: session.name,
+    createdAt: session.createdAt || null,
+    pairedAt: session.pairedAt,
+    lastConnectedAt: session.lastConnectedAt,
+    lastDisconnect: session.lastDisconnect,
+    // A connection is only as live as its owner's lease: a crashed owner leaves 'open' behind.
+    connection: session.lease ? session.connection : 'closed',
+    owner: session.lease
+      ? {
+          id: session.lease.ownerId,
+          host: session.lease.host,
+          pid: session.lease.pid,
+          expiresAt: new Date(session.lease.expiresAt).toISOString(),
+        }
+      : null,
+    ...(session.corruptKey ? { error: corruptMessage(session) } : {}),
+  };
+}
+export type SessionView = ReturnType<typeof sessionView>;
+
+export const corruptMessage = (session: SessionRecord): string =>
+  `session '${session.id}': stored value '${session.corruptKey ?? ''}' is not valid JSON`;

@@ -1,0 +1,102 @@
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { Metrics } from '../../src/daemon/metrics.js';
+import { sessionView } from '../../src/session/session-view.js';
+import type { SessionRecord } from '../../src/store/types.js';
+import { createOutput, table } from '../../src/terminal/output.js';
+
+const record = (id: string, patch: Partial<SessionRecord> = {}): SessionRecord => ({
+  id,
+  label: null,
+  state: 'paired',
+  jid: '15551234567:3@s.whatsapp.net',
+  name: 'Ada',
+  createdAt: '2026-01-01T00:00:00.000Z',
+  pairedAt: null,
+  lastConnectedAt: null,
+  lastDisconnect: null,
+  connection: 'open',
+  lease: { ownerId: 'serve-1', host: 'h', pid: 1, expiresAt: Date.parse('2030-01-01') },
+  corruptKey: null,
+  ...patch,
+});
+
+describe('Metrics.render', () => {
+  it('renders sessions by state and connection, counters, the write histogram and rejections', () => {
+    const metrics = new Metrics(() => 3);
+    metrics.connect('open');
+    metrics.connect('failed');
+    metrics.connect('failed');
+    metrics.disconnect(428, 'retry');
+    metrics.disconnect(null, 'closed');
+    metrics.keyStoreWrite(3, true);
+    metrics.keyStoreWrite(700, false);
+    const text = metrics.render(
+      [
+        record('a'),
+        record('b', { state: 'logged_out', lease: null }),
+        record('c', { state: 'unpaired', connection: 'open', lease: null }),
+      ].map(sessionView),
+    );
+    const lines = text.split('\n');
+    expect(lines).toContain('wa_sessions{state="paired"} 1');
+    expect(lines).toContain('wa_sessions{state="logged_out"} 1');
+    expect(lines).toContain('wa_sessions{state="replaced"} 0');
+    // a connection without a live lease is closed, whatever was last written
+    expect(lines).toContain('wa_connections{connection="open"} 1');
+    expect(lines).toContain('wa_connections{connection="closed"} 2');
+    expect(lines).toContain('wa_connects_total{result="failed"} 2');
+    expect(lines).toContain('wa_disconnects_total{code="428",action="retry"} 1');
+    expect(lines).toContain('wa_disconnects_total{code="none",action="closed"} 1');
+    expect(lines).toContain('wa_keystore_write_seconds_bucket{le="0.005"} 1');
+    expect(lines).toContain('wa_keystore_write_seconds_bucket{le="1"} 2');
+    expect(lines).toContain('wa_keystore_write_seconds_bucket{le="+Inf"} 2');
+    expect(lines).toContain('wa_keystore_write_seconds_count 2');
+    expect(lines).toContain('wa_keystore_write_failures_total 1');
+    expect(lines).toContain('wa_unhandled_rejections_total 3');
+    expect(lines.filter((l) => l.startsWith('# TYPE'))).toHaveLength(
+      lines.filter((l) => l.startsWith('# HELP')).length,
+    );
+    expect(text.endsWith('\n')).toBe(true);
+  });
+});
+
+describe('terminal output', () => {
+  const capture = (isTTY: boolean) => {
+    const stream = Object.assign(
+      new Writable({
+        write(chunk: Buffer, _e, done) {
+          stream.text += chunk.toString();
+          done();
+        },
+      }),
+      { text: '', isTTY },
+    );
+    return stream;
+  };
+
+  it('puts results on stdout and everything human on stderr', () => {
+    const stdout = capture(false);
+    const stderr = capture(false);
+    const out = createOutput({ stdout, stderr }, true);
+    out.data({ a: 1 });
+    out.info('working');
+    out.warn('careful');
+    out.raw('QR');
+    expect(stdout.text).toBe('{"a":1}\n');
+    expect(stderr.text).toBe('working\nWarning: careful\nQR');
+    expect(out.json).toBe(true);
+  });
+
+  it('table aligns columns and trims the last one', () => {
+    expect(
+      table(
+        ['ID', 'STATE'],
+        [
+          ['a', 'paired'],
+          ['longer-id', '-'],
+        ],
+      ),
+    ).toBe('ID         STATE\na          paired\nlonger-id  -');
+  });
+});

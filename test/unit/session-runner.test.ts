@@ -1,0 +1,165 @@
+import pino from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DEFAULT_TIMING, type Timing } from '../../src/config.js';
+import { ConnectLimiter } from '../../src/daemon/backoff.js';
+import { Metrics } from '../../src/daemon/metrics.js';
+import { SessionRunner } from '../../src/daemon/session-runner.js';
+import type { Disconnect } from '../../src/session/disconnect.js';
+import { SqliteStore } from '../../src/store/sqlite.js';
+import { ManualClock } from '../helpers/manual-clock.js';
+import { boom, scriptedFactory } from '../helpers/scripted-socket.js';
+
+const timing: Timing = { ...DEFAULT_TIMING, connectsPerSecond: 1000 };
+const logger = pino({ level: 'silent' });
+
+describe('SessionRunner on a scripted socket and a manual clock', () => {
+  let store: SqliteStore;
+  let clock: ManualClock;
+  let factory: ReturnType<typeof scriptedFactory>;
+  let stopped: Disconnect[];
+  let metrics: Metrics;
+  let runner: SessionRunner;
+
+  beforeEach(async () => {
+    store = new SqliteStore(':memory:');
+    await store.createSession('bot', null);
+    await store.updateSession('bot', { state: 'paired' });
+    clock = new ManualClock();
+    factory = scriptedFactory();
+    stopped = [];
+    metrics = new Metrics();
+    runner = new SessionRunner({
+      store,
+      openSocket: factory.openSocket,
+      logger,
+      baileysLogger: logger,
+      timing,
+      metrics,
+      clock,
+      id: 'bot',
+      limiter: new ConnectLimiter(timing.connectsPerSecond, clock),
+      onStopped: (_id, disconnect) => void stopped.push(disconnect),
+    });
+    runner.start();
+    // The first open loads Baileys' initAuthCreds (real time, once per file); then only the manual clock moves.
+    for (let i = 0; i < 200 && factory.sockets.length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+    await clock.advance(0);
+  });
+  afterEach(async () => {
+    await runner.stop();
+    await store.close();
+  });
+
+  const session = async () => (await store.getSession('bot'))!;
+
+  it('records open, then on a drop reconnects after a full-jitter backoff, never stopping', async () => {
+    expect(factory.sockets).toHaveLength(1);
+    expect((await session()).connection).toBe('connecting');
+    factory.last().open();
+    await clock.advance(0);
+    expect(runner.connection).toBe('open');
+    expect(await session()).toMatchObject({ connection: 'open', lastConnectedAt: new Date(clock.now()).toISOString() });
+
+    factory.last().close(boom(428, 'Connection Closed'));
+    await clock.advance(0);
+    expect(await session()).toMatchObject({ connection: 'closed', lastDisconnect: { code: 428 }, state: 'paired' });
+    // attempt 0: a delay in [0, base); the base is 1 s
+    await clock.advance(timing.backoffBaseMs);
+    expect(factory.sockets).toHaveLength(2);
+    expect(stopped).toEqual([]);
+  });
+
+  it('reconnects at once on 515 (restart required)', async () => {
+    factory.last().close(boom(515, 'Stream Errored (restart required)'));
+    await clock.advance(5); // the connect pacing's 1 ms slot, no backoff
+    expect(factory.sockets).toHaveLength(2);
+  });
+
+  it.each([
+    [401, 'logged_out'],
+    [440, 'replaced'],
+  ] as const)('stops on %i and records the session as %s, without reconnecting', async (code, state) => {
+    factory.last().open();
+    factory.last().close(boom(code));
+    await clock.advance(120_000);
+    expect(factory.sockets).toHaveLength(1);
+    expect(stopped).toMatchObject([{ code, action: state }]);
+    expect(await session()).toMatchObject({ state, connection: 'closed', lastDisconnect: { code } });
+  });
+
+  it('stops on a failed identity check with the detail of this very connection', async () => {
+    factory.last().failure = "the server's certificate does not match its Noise static key";
+    factory.last().close(boom(400, 'noise certificate signature invalid'));
+    await clock.advance(120_000);
+    expect(factory.sockets).toHaveLength(1);
+    expect(stopped).toMatchObject([{ action: 'stop', detail: expect.stringContaining('Noise static key') as unknown }]);
+  });
+
+  it('tears down a connection that went silent for keep-alive + grace, then reconnects', async () => {
+    factory.last().open();
+    await clock.advance(timing.keepAliveMs);
+    factory.last().frame(); // a ping keeps it alive
+    await clock.advance(timing.keepAliveMs);
+    expect(factory.last().terminated).toBe(false);
+    await clock.advance(timing.livenessGraceMs * 1.5);
+    expect(factory.sockets[0]!.terminated).toBe(true);
+    expect((await session()).lastDisconnect).toMatchObject({
+      code: 408,
+      reason: expect.stringMatching(/no data/) as unknown,
+    });
+    await clock.advance(timing.backoffBaseMs);
+    expect(factory.sockets).toHaveLength(2);
+  });
+
+  it('abandons a socket stuck connecting and retries', async () => {
+    await clock.advance(timing.connectTimeoutMs);
+    expect(factory.last().terminated).toBe(false);
+    await clock.advance(timing.livenessGraceMs);
+    expect(factory.sockets[0]!.terminated).toBe(true);
+    expect((await session()).lastDisconnect).toMatchObject({
+      code: 408,
+      reason: expect.stringMatching(/stuck connecting/) as unknown,
+    });
+    await clock.advance(timing.backoffBaseMs);
+    expect(factory.sockets).toHaveLength(2);
+  });
+
+  it('grows the backoff with each failed attempt and resets it after a long open', async () => {
+    const gaps: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const before = factory.sockets.length;
+      const started = clock.now();
+      factory.last().close(boom(503));
+      while (factory.sockets.length === before) await clock.advance(250);
+      gaps.push(clock.now() - started);
+    }
+    // full jitter: attempt n waits < base·2^n (rounded up to the 250 ms steps of this test)
+    gaps.forEach((gap, n) => expect(gap).toBeLessThanOrEqual(timing.backoffBaseMs * 2 ** n + 250));
+    factory.last().open();
+    for (let t = 0; t < timing.backoffResetMs; t += 10_000) {
+      await clock.advance(10_000);
+      factory.last().frame(); // WhatsApp's pings
+    }
+    const started = clock.now();
+    factory.last().close(boom(503));
+    while (factory.sockets.length === 7) await clock.advance(250);
+    expect(clock.now() - started).toBeLessThanOrEqual(timing.backoffBaseMs + 250);
+  });
+
+  it('on stop ends the socket, writes closed, and leaves no timer behind', async () => {
+    factory.last().open();
+    await clock.advance(0);
+    await runner.stop();
+    expect(factory.last().ended).toBe(true);
+    expect((await session()).connection).toBe('closed');
+    expect(clock.pending).toBe(0);
+  });
+
+  it('after a lost lease stops without writing the session state (the new owner writes it)', async () => {
+    factory.last().open();
+    await clock.advance(0);
+    await runner.stop({ leaseLost: true });
+    expect(factory.last().ended).toBe(true);
+    expect((await session()).connection).toBe('open');
+  });
+});
