@@ -693,6 +693,12 @@ export class Router {
       type: node.attrs.type,
       error: node.attrs.error,
     });
+    // Baileys never acks a message it accepted (it sends a receipt); an ack with an error is a nack
+    // (487 for a second pkmsg, 500 after a retry receipt…, lib/Socket/messages-recv.js): the device
+    // refused that copy, redelivering it at every login would not help
+    if (cls === 'message' && node.attrs.error) {
+      ep.queue = ep.queue.filter((q) => !(q.kind === 'message' && q.id === id && !q.keepOnce));
+    }
     if (cls === 'receipt') {
       ep.queue = ep.queue.filter(
         (q) => !(q.kind === 'receipt' && q.id === id && q.node.attrs.type === node.attrs.type),
