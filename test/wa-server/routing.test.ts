@@ -3,7 +3,7 @@
  * Signal-encrypted texts between two paired sessions, offline replay, the simulated phones, and the
  * messaging faults, each observed the way Baileys reports it.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -190,6 +190,12 @@ beforeAll(async () => {
   alice = await pair(ALICE, 'Alice');
   bob = await pair(BOB, 'Bob');
 }, 60000);
+
+beforeEach(() => {
+  // libsignal (the clients' and the simulated phones') narrates every session change, whole records
+  // included, on console.info/log/warn; keep the test output readable (restoreMocks undoes this)
+  for (const m of ['info', 'log', 'warn'] as const) vi.spyOn(console, m).mockImplementation(() => {});
+});
 
 afterEach(async () => {
   for (const s of [...live]) await s.end();
