@@ -21,9 +21,36 @@
  *   POST /restart               { downMs? }
  *   POST /wait-for-device       { jid?, phone?, online?, timeoutMs? }   → resolves when such a device exists (and is online/offline if given)
  *
+ * Messaging (see README "Messaging"):
+ *   GET  /message-log | POST /message-log { device?, tag?, dir?, id? }   → messageLog(filter)
+ *   POST /wait-message-log      { device?, tag?, dir?, id?, count?, timeoutMs? } → the entries, once at least count (1) match
+ *   POST /queued                { jid }                                  → queued(jid)
+ *   POST /phone/send            { phone, to, text, id? }                 → { id, to, devices }
+ *   POST /phone/messages        { phone }    /phone/receipts /phone/failures /phone/acks
+ *   POST /phone/wait-message    { phone, id?, text?, fromMe?, timeoutMs? } → the first matching decrypted message
+ *   POST /phone/read            { phone, ids }                           → { count }
+ *   POST /fault/ack-error       { jid?, code? (463), count? (1) }
+ *   POST /fault/drop-before-ack { jid?, deliver? (true) }
+ *   POST /fault/duplicate       { jid?, mode?: 'twice'|'after-reconnect' }
+ *   POST /fault/corrupt         { jid? }
+ *   POST /fault/hold-receipts   { jid? }
+ *   POST /fault/release-receipts { jid? }                                → { count }
+ *   POST /fault/lid-migrated    { number, on? (true) }
+ *   POST /fault/clear                                                    → { count } (held receipts forwarded)
+ *
  * Errors: HTTP 400 with { error: message }.
  */
 import http from 'node:http';
+
+/** @param {any} b @returns {{ device?: string, tag?: 'message'|'receipt'|'ack', dir?: 'in'|'out', id?: string }} */
+function logFilter(b) {
+  return {
+    ...(b.device ? { device: String(b.device) } : {}),
+    ...(b.tag ? { tag: b.tag } : {}),
+    ...(b.dir ? { dir: b.dir } : {}),
+    ...(b.id ? { id: String(b.id) } : {}),
+  };
+}
 
 /**
  * @param {import('./server.js').TestServer} server
@@ -77,6 +104,45 @@ export async function startAdminServer(server, opts = {}) {
           Number(b.timeoutMs ?? 10000),
         )
         .then(() => server.devices()),
+    'GET /message-log': () => server.messageLog(),
+    'POST /message-log': (b) => server.messageLog(logFilter(b)),
+    'POST /wait-message-log': async (b) => {
+      const filter = logFilter(b);
+      const count = Number(b.count ?? 1);
+      await server.waitFor(() => server.messageLog(filter).length >= count, Number(b.timeoutMs ?? 10000));
+      return server.messageLog(filter);
+    },
+    'POST /queued': (b) => server.queued(String(b.jid)),
+    'POST /phone/send': (b) =>
+      server.sendFromPhone(String(b.phone), String(b.to), String(b.text), b.id ? { id: String(b.id) } : {}),
+    'POST /phone/messages': (b) => server.phoneMessages(String(b.phone)),
+    'POST /phone/receipts': (b) => server.phoneReceipts(String(b.phone)),
+    'POST /phone/failures': (b) => server.phoneFailures(String(b.phone)),
+    'POST /phone/acks': (b) => server.phoneAcks(String(b.phone)),
+    'POST /phone/wait-message': async (b) => {
+      const phone = String(b.phone);
+      const match = () =>
+        server
+          .phoneMessages(phone)
+          .find(
+            (m) =>
+              (b.id === undefined || m.id === b.id) &&
+              (b.text === undefined || m.text === b.text) &&
+              (b.fromMe === undefined || m.fromMe === !!b.fromMe),
+          );
+      await server.waitFor(() => !!match(), Number(b.timeoutMs ?? 10000));
+      return match();
+    },
+    'POST /phone/read': (b) => ({ count: server.phoneRead(String(b.phone), (b.ids ?? []).map(String)) }),
+    'POST /fault/ack-error': (b) =>
+      server.failNextAck(b.jid, { code: b.code === undefined ? 463 : Number(b.code), count: Number(b.count ?? 1) }),
+    'POST /fault/drop-before-ack': (b) => server.dropBeforeAck(b.jid, { deliver: b.deliver !== false }),
+    'POST /fault/duplicate': (b) => server.duplicateNext(b.jid, { mode: b.mode ?? 'twice' }),
+    'POST /fault/corrupt': (b) => server.corruptNext(b.jid),
+    'POST /fault/hold-receipts': (b) => server.holdReceipts(b.jid),
+    'POST /fault/release-receipts': (b) => ({ count: server.releaseReceipts(b.jid) }),
+    'POST /fault/lid-migrated': (b) => server.setLidMigrated(String(b.number), b.on === undefined ? true : !!b.on),
+    'POST /fault/clear': () => ({ count: server.clearFaults() }),
   };
   const http_ = http.createServer(async (req, res) => {
     const key = `${req.method} ${(req.url ?? '').split('?')[0]}`;

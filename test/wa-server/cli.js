@@ -11,7 +11,7 @@
  * and serves until SIGTERM/SIGINT (or stdin closes when --exit-on-stdin-close is given).
  * See admin.js for the admin routes.
  */
-import { parseArgs } from 'node:util';
+import { parseArgs, format } from 'node:util';
 import { startTestServer } from './server.js';
 import { startAdminServer } from './admin.js';
 
@@ -26,6 +26,12 @@ const { values } = parseArgs({
     'exit-on-stdin-close': { type: 'boolean', default: false },
   },
 });
+
+// stdout carries exactly one JSON line: libsignal (the simulated phones) writes console.info/log
+// noise such as "Closing session: …" (libsignal/src/session_record.js); send it to stderr
+for (const m of /** @type {const} */ (['log', 'info', 'debug'])) {
+  console[m] = (...args) => void process.stderr.write(format(...args) + '\n');
+}
 
 const host = String(values.host);
 if (!['127.0.0.1', '::1', 'localhost'].includes(host)) {

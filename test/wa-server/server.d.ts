@@ -52,6 +52,78 @@ export interface DeviceInfo {
   logins: number;
   /** pre-keys uploaded so far (first login uploads 812) */
   preKeyCount: number;
+  /** one-time pre-keys of its bundle not handed out by key fetches yet */
+  preKeysAvailable: number;
+}
+
+export interface MessageLogEntry {
+  seq: number;
+  at: number;
+  /** in: a stanza a device (or simulated phone) sent the server; out: a copy the server delivered */
+  dir: 'in' | 'out';
+  tag: 'message' | 'receipt' | 'ack';
+  id: string;
+  /** the endpoint's phone-number device jid (`N:D@s.whatsapp.net`; `N@s.whatsapp.net` for a phone) */
+  device: string;
+  to?: string;
+  from?: string;
+  type?: string;
+  /** ack in: the stanza class acked */
+  class?: string;
+  /** ack in: nack code the client sent; message in: the error the server acked with */
+  error?: string;
+  category?: string;
+  /** out: pushed as part of the offline backlog (`offline` attribute) */
+  offline?: boolean;
+  /** message in: device jids (as addressed) a copy was stored for */
+  targets?: string[];
+  /** message in */
+  outcome?: 'routed' | 'ack-error' | 'dropped-before-ack' | 'lid-migrated';
+  /** message in: enc type per target (`pkmsg` / `msg`) */
+  encTypes?: string[];
+}
+
+export interface MessageLogFilter {
+  /** a jid spec: number / user jid (every device of the account) or device jid (`N:0@s.whatsapp.net` = the phone) */
+  device?: string;
+  tag?: 'message' | 'receipt' | 'ack';
+  dir?: 'in' | 'out';
+  id?: string;
+}
+
+export interface QueuedStanza {
+  device: string;
+  kind: 'message' | 'receipt';
+  id: string;
+  from: string;
+  type: string | undefined;
+  /** how often it was pushed to the device so far */
+  pushes: number;
+}
+
+export interface PhoneMessage {
+  id: string;
+  /** `from` of the copy: the sender's device jid (PN or LID) */
+  from: string;
+  /** normalized chat: the sender, or the destination of an own (DSM) message */
+  chat: string;
+  /** a copy of a message another device of this account sent */
+  fromMe: boolean;
+  text: string | undefined;
+  encType: 'pkmsg' | 'msg';
+  category: string | undefined;
+  offline: boolean;
+  /** the decoded proto.Message as a plain object */
+  message: object;
+  at: number;
+}
+
+export interface PhoneReceipt {
+  id: string;
+  from: string;
+  type: string | undefined;
+  ids: string[];
+  at: number;
 }
 
 export interface PairedDevice {
@@ -91,6 +163,39 @@ export declare class TestServer {
   httpErrorOnUpgrade(status: number | null): void;
   restart(downMs?: number): Promise<void>;
   close(): Promise<void>;
+
+  // messaging
+  messageLog(filter?: MessageLogFilter): MessageLogEntry[];
+  queued(jid: string): QueuedStanza[];
+  /** the simulated phone of `phone` sends a text to `to` (number, PN or LID user jid); resolves once routed */
+  sendFromPhone(
+    phone: string,
+    to: string,
+    text: string,
+    opts?: { id?: string },
+  ): Promise<{ id: string; to: string; devices: string[] }>;
+  phoneMessages(phone: string): PhoneMessage[];
+  phoneFailures(phone: string): Array<{ id: string; from: string; error: string; at: number }>;
+  phoneReceipts(phone: string): PhoneReceipt[];
+  phoneAcks(phone: string): Array<{ id: string; error: string | undefined; at: number }>;
+  /** `read` receipts from the phone for messages it received → how many */
+  phoneRead(phone: string, ids: string[]): number;
+  /** the next `count` (1) message stanzas from matching devices get `<ack error=code>` (463) and are not routed */
+  failNextAck(jid?: string, opts?: { code?: number; count?: number }): void;
+  /** the next message stanza from a matching device is read (copies stored unless deliver: false), then its socket dropped, no ack */
+  dropBeforeAck(jid?: string, opts?: { deliver?: boolean }): void;
+  /** the next copy for a matching device is pushed twice, or kept past its first receipt and replayed at the next login */
+  duplicateNext(jid?: string, opts?: { mode?: 'twice' | 'after-reconnect' }): void;
+  /** the next copy for a matching device gets a corrupted ciphertext (Bad MAC) */
+  corruptNext(jid?: string): void;
+  /** receipts from matching devices are held back until releaseReceipts */
+  holdReceipts(jid?: string): void;
+  /** drops the hold added with that jid (all when omitted), forwards what it held → count */
+  releaseReceipts(jid?: string): number;
+  /** phone-number addressed messages to this account get ack error 463 */
+  setLidMigrated(number: string, on?: boolean): void;
+  /** drops every messaging fault, LID migration and hold (held receipts are forwarded) → count forwarded */
+  clearFaults(): number;
 }
 
 export declare function startTestServer(options?: TestServerOptions): Promise<TestServer>;

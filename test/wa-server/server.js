@@ -9,6 +9,8 @@
  * - Registration (QR refs, simulated phone scan, pair-success / pair-device-sign, 515),
  *   pairing code (link_code_companion_reg), login, the iqs a client sends after login, and a set
  *   of fault injections.
+ * - Messaging (routing.js, phone.js): pre-key bundles, key fetches, fan-out of Signal-encrypted
+ *   messages, offline queues and replay, receipts, simulated phones and messaging faults.
  *
  * See README.md in this folder. Only ever listens on / talks to 127.0.0.1 (or the given host).
  */
@@ -38,6 +40,7 @@ import {
   WA_ADV_DEVICE_SIG_PREFIX,
 } from '@whiskeysockets/baileys';
 import { deriveKeyPair, deriveBytes, xeddsaSign, xeddsaVerify, corruptSignature } from './crypto.js';
+import { Router } from './routing.js';
 
 /** @typedef {import('@whiskeysockets/baileys').BinaryNode} BinaryNode */
 /** @typedef {import('./crypto.js').KeyPair} KeyPair */
@@ -186,7 +189,7 @@ class Conn {
     this.clientStatic = null;
     /** @type {'registration'|'login'|null} */
     this.kind = null;
-    /** @type {{ identityKey: Buffer, registrationId: number, signedPreKeyId: number, signedPreKey: Buffer } | null} */
+    /** @type {{ identityKey: Buffer, registrationId: number, signedPreKeyId: number, signedPreKey: Buffer, signedPreKeySignature: Buffer } | null} */
     this.reg = null;
     /** @type {string[]} */
     this.refs = [];
@@ -195,6 +198,8 @@ class Conn {
     this.silenced = false;
     this.ended = false;
     this.pairing = false;
+    /** the offline backlog went out (`offline_batch` answered): live copies may be pushed now */
+    this.replayed = false;
     /** @type {Map<string, { resolve: (n: BinaryNode) => void, reject: (e: Error) => void }>} */
     this.waiters = new Map();
     /** @type {Promise<void>} */
@@ -269,6 +274,7 @@ export class TestServer {
       clientTracking: false,
       maxPayload: MAX_FRAME + 16,
     });
+    this._router = new Router(this);
     for (const n of options.knownNumbers ?? []) {
       this._phone(String(n).replace(/\D/g, ''), undefined).registered = true;
     }
@@ -440,7 +446,131 @@ export class TestServer {
       online: !!d.conn && d.conn.live && !d.conn.ended,
       logins: d.logins,
       preKeyCount: d.preKeyCount,
+      preKeysAvailable: this._router.availablePreKeys(d),
     }));
+  }
+
+  // ---------------------------------------------------------------- messaging (routing.js, phone.js)
+
+  /**
+   * Stanzas the server received (`dir: 'in'`: message / receipt / ack, with the sending device) and
+   * the copies it delivered (`dir: 'out'`), oldest first. Filter by device jid spec (see README) and tag.
+   * @param {{ device?: string, tag?: 'message'|'receipt'|'ack', dir?: 'in'|'out', id?: string }} [filter]
+   */
+  messageLog(filter = {}) {
+    return this._router.log
+      .filter((e) => {
+        if (filter.tag && e.tag !== filter.tag) return false;
+        if (filter.dir && e.dir !== filter.dir) return false;
+        if (filter.id && e.id !== filter.id) return false;
+        if (filter.device) {
+          const r = this._router.resolve(e.device);
+          if (!r || !this._router.matches(r.ep, filter.device)) return false;
+        }
+        return true;
+      })
+      .map((e) => ({ ...e, ...(e.targets ? { targets: [...e.targets] } : {}) }));
+  }
+
+  /** what waits in a device's queue (messages until its receipt, receipts until its ack). @param {string} jid */
+  queued(jid) {
+    return this._router.queued(jid);
+  }
+
+  /** @param {string} number */
+  _sim(number) {
+    const acc = this._router.resolveAccount(String(number));
+    if (!acc) throw new Error(`${number} is not a registered account (pair it or pass it in knownNumbers)`);
+    return /** @type {import('./phone.js').SimPhone} */ (this._router.phoneEndpoint(acc.phone).sim);
+  }
+
+  /**
+   * The simulated phone of `phone` (a number or its jid) sends a text to `to` (a number, PN or LID
+   * user jid): Signal-encrypted to every device of that account, DSM copies to its own companions.
+   * Resolves once the copies are stored (the phone got its server ack).
+   * @param {string} phone @param {string} to @param {string} text @param {{ id?: string }} [opts]
+   */
+  sendFromPhone(phone, to, text, opts) {
+    return this._sim(phone).send(to, text, opts);
+  }
+
+  /** what the simulated phone decrypted, oldest first. @param {string} phone */
+  phoneMessages(phone) {
+    return this._sim(phone).received.map((m) => ({ ...m }));
+  }
+
+  /** copies the simulated phone could not decrypt (it answered each with a retry receipt). @param {string} phone */
+  phoneFailures(phone) {
+    return this._sim(phone).failures.map((m) => ({ ...m }));
+  }
+
+  /** receipts that reached the simulated phone for messages it sent. @param {string} phone */
+  phoneReceipts(phone) {
+    return this._sim(phone).receipts.map((m) => ({ ...m, ids: [...m.ids] }));
+  }
+
+  /** acks the simulated phone got for messages it sent. @param {string} phone */
+  phoneAcks(phone) {
+    return this._sim(phone).acks.map((m) => ({ ...m }));
+  }
+
+  /** the simulated phone reads messages it received (`read` receipts). @param {string} phone @param {string[]} ids */
+  phoneRead(phone, ids) {
+    return this._sim(phone).read(ids);
+  }
+
+  /**
+   * The next `count` message stanzas from matching devices are answered with `<ack error=code>`
+   * and not routed (463: account restricted / missing tctoken, 479: smax-invalid).
+   * @param {string} [jid] @param {{ code?: number, count?: number }} [opts]
+   */
+  failNextAck(jid, opts = {}) {
+    this._router.addFault({ kind: 'ack-error', jid, code: opts.code ?? 463, remaining: opts.count ?? 1 });
+  }
+
+  /**
+   * The next message stanza from a matching device is read (and, unless deliver is false, its copies
+   * stored and delivered), then the sender's socket is destroyed instead of acking it.
+   * @param {string} [jid] @param {{ deliver?: boolean }} [opts]
+   */
+  dropBeforeAck(jid, opts = {}) {
+    this._router.addFault({ kind: 'drop-before-ack', jid, deliver: opts.deliver !== false });
+  }
+
+  /**
+   * The next copy stored for a matching device is delivered twice in a row (mode 'twice'), or
+   * survives its first receipt and is delivered again at the device's next login ('after-reconnect').
+   * @param {string} [jid] @param {{ mode?: 'twice'|'after-reconnect' }} [opts]
+   */
+  duplicateNext(jid, opts = {}) {
+    this._router.addFault({ kind: 'duplicate', jid, mode: opts.mode ?? 'twice' });
+  }
+
+  /** the next copy stored for a matching device gets a corrupted ciphertext (Bad MAC → retry receipt). @param {string} [jid] */
+  corruptNext(jid) {
+    this._router.addFault({ kind: 'corrupt', jid });
+  }
+
+  /** receipts from matching devices are held back (not forwarded) until releaseReceipts. @param {string} [jid] */
+  holdReceipts(jid) {
+    this._router.holds.push(jid);
+  }
+
+  /** stop holding (the hold added with that same jid; all holds when omitted) and forward what was held → count forwarded. @param {string} [jid] */
+  releaseReceipts(jid) {
+    return this._router.releaseReceipts(jid);
+  }
+
+  /** the account has moved to LID: phone-number addressed messages to it get ack error 463. @param {string} number @param {boolean} [on] */
+  setLidMigrated(number, on = true) {
+    const n = String(number).replace(/\D/g, '');
+    if (on) this._router.lidMigrated.add(n);
+    else this._router.lidMigrated.delete(n);
+  }
+
+  /** drop every pending messaging fault, LID migration and receipt hold (held receipts are forwarded) → count forwarded */
+  clearFaults() {
+    return this._router.clearFaults();
   }
 
   /** total WebSocket upgrade attempts (and TCP attempts refused in 'reset' mode) so far */
@@ -949,6 +1079,7 @@ export class TestServer {
       registrationId: toBuffer(d.eRegid)?.readUInt32BE(0) ?? 0,
       signedPreKeyId: toBuffer(d.eSkeyId)?.readUIntBE(0, 3) ?? 0,
       signedPreKey: skeyVal,
+      signedPreKeySignature: skeySig,
     };
     const refs = [];
     for (let i = 0; i < this.refsPerPairDevice; i++) {
@@ -1002,6 +1133,7 @@ export class TestServer {
     conn.device = device;
     device.conn = conn;
     device.logins++;
+    const preview = this._router.preview(this._router.deviceEndpoint(device));
     const t = String(nowSeconds());
     this._send(conn, {
       tag: 'success',
@@ -1027,7 +1159,14 @@ export class TestServer {
       content: [
         {
           tag: 'offline_preview',
-          attrs: { count: '0', message: '0', notification: '0', receipt: '0', appdata: '0', call: '0' },
+          attrs: {
+            count: String(preview.count),
+            message: String(preview.message),
+            notification: '0',
+            receipt: String(preview.receipt),
+            appdata: '0',
+            call: '0',
+          },
         },
       ],
     });
@@ -1136,6 +1275,7 @@ export class TestServer {
         conn: null,
       };
       this._devices.set(jid, device);
+      this._router.onPaired(device, conn.reg);
       for (const ref of conn.refs) this._refs.delete(ref);
       this._endStream(conn, { tag: 'stream:error', attrs: { code: '515' } });
       return { jid, lid };
@@ -1164,15 +1304,24 @@ export class TestServer {
       }
       case 'ib': {
         if (getBinaryNodeChild(node, 'offline_batch')) {
-          this._send(conn, {
-            tag: 'ib',
-            attrs: { from: S_WHATSAPP_NET },
-            content: [{ tag: 'offline', attrs: { count: '0' } }],
-          });
+          if (conn.device) this._router.replay(conn, this._router.deviceEndpoint(conn.device));
+          else {
+            conn.replayed = true;
+            this._send(conn, {
+              tag: 'ib',
+              attrs: { from: S_WHATSAPP_NET },
+              content: [{ tag: 'offline', attrs: { count: '0' } }],
+            });
+          }
         }
         return;
       }
       case 'message':
+        if (conn.device) {
+          this._router.onMessage(this._router.deviceEndpoint(conn.device), node, conn);
+          return;
+        }
+      // falls through: not logged in, just acked
       case 'receipt':
       case 'notification':
       case 'call': {
@@ -1182,10 +1331,15 @@ export class TestServer {
         if (node.attrs.type && node.tag !== 'message') attrs.type = node.attrs.type;
         if (node.attrs.participant) attrs.participant = node.attrs.participant;
         this._send(conn, { tag: 'ack', attrs });
+        if (node.tag === 'receipt' && conn.device)
+          this._router.onReceipt(this._router.deviceEndpoint(conn.device), node);
         return;
       }
+      case 'ack':
+        if (conn.device) this._router.onClientAck(this._router.deviceEndpoint(conn.device), node);
+        return;
       default:
-        return; // presence, chatstate, ack, ...
+        return; // presence, chatstate, ...
     }
   }
 
@@ -1213,15 +1367,25 @@ export class TestServer {
 
     switch (xmlns) {
       case 'encrypt': {
-        if (childTag === 'count') return result([{ tag: 'count', attrs: { value: String(device?.preKeyCount ?? 0) } }]);
+        // count: one-time keys the server still holds (Baileys uploads more below its minimum)
+        if (childTag === 'count')
+          return result([
+            { tag: 'count', attrs: { value: String(device ? this._router.availablePreKeys(device) : 0) } },
+          ]);
         if (type === 'set' && getBinaryNodeChild(node, 'list')) {
-          const keys = getBinaryNodeChildren(getBinaryNodeChild(node, 'list'), 'key').length;
+          const keys = device
+            ? this._router.upload(device, node)
+            : getBinaryNodeChildren(getBinaryNodeChild(node, 'list'), 'key').length;
           if (device) device.preKeyCount += keys;
           this._notify();
           return result();
         }
+        if (type === 'set' && childTag === 'rotate') {
+          if (device) this._router.rotate(device, node);
+          return result();
+        }
         if (childTag === 'digest') return result([{ tag: 'digest', attrs: {} }]);
-        if (childTag === 'key') return result([{ tag: 'list', attrs: {} }]);
+        if (childTag === 'key') return result([this._router.keyFetch(node)]);
         return result();
       }
       case 'w:p':
@@ -1366,8 +1530,11 @@ export class TestServer {
               },
             ],
           });
-        } else if (p === 'lid') content.push({ tag: 'lid', attrs: { val: `${phone.lidUser}@lid` } });
-        else if (p === 'status')
+        } else if (p === 'lid') {
+          // a LID asked about has no other LID; answering one would make Baileys store a LID↔LID
+          // "mapping" (lib/Signal/lid-mapping.js rejects it with a warning)
+          if (!askedJid?.endsWith('@lid')) content.push({ tag: 'lid', attrs: { val: `${phone.lidUser}@lid` } });
+        } else if (p === 'status')
           content.push({ tag: 'status', attrs: { t: '0' }, content: Buffer.from('Hey there! I am using WhatsApp.') });
         else if (p === 'disappearing_mode')
           content.push({ tag: 'disappearing_mode', attrs: { duration: '0', t: '0' } });
