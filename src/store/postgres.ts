@@ -5,6 +5,7 @@
  */
 import pg from 'pg';
 import { storageError, usageError, WaError } from '../errors.js';
+import { SESSION_ID_PATTERN } from '../session-id.js';
 import type {
   CredsSummary,
   Lease,
@@ -132,6 +133,7 @@ export class PostgresStore implements SessionStore {
   readonly location: string;
   readonly pool: pg.Pool;
   private readonly ownsPool: boolean;
+  #skippedIds: readonly string[] = [];
 
   private constructor(pool: pg.Pool, location: string, ownsPool: boolean) {
     this.pool = pool;
@@ -244,11 +246,20 @@ export class PostgresStore implements SessionStore {
     }
   }
 
+  get skippedIds(): readonly string[] {
+    return this.#skippedIds;
+  }
+
+  /** Adopts sessions that have creds in `whatsapp_auth` but no registry row; invalid ids go to skippedIds. */
   private async adoptOrphans(): Promise<void> {
-    const orphans = await this.query<{ session_id: string; data_value: string }>(
+    const found = await this.query<{ session_id: string; data_value: string }>(
       `SELECT session_id, data_value FROM whatsapp_auth
        WHERE data_key = 'creds' AND NOT EXISTS (SELECT 1 FROM wa_sessions s WHERE s.id = session_id)`,
     );
+    this.#skippedIds = found.rows
+      .filter((row) => !SESSION_ID_PATTERN.test(row.session_id))
+      .map((row) => row.session_id);
+    const orphans = { rows: found.rows.filter((row) => SESSION_ID_PATTERN.test(row.session_id)) };
     if (orphans.rows.length === 0) return;
     const { summarizeCreds } = await import('./creds-summary.js');
     const at = new Date().toISOString();

@@ -241,6 +241,10 @@ export class SealedStore implements SessionStore {
     return this.inner.location;
   }
 
+  get skippedIds(): readonly string[] {
+    return this.inner.skippedIds;
+  }
+
   /** Settles the encryption state now (commands that open sockets call it first, to fail before taking leases). */
   async unlock(): Promise<void> {
     await this.sealer();

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { storageError, usageError, WaError } from '../errors.js';
+import { SESSION_ID_PATTERN } from '../session-id.js';
 import { CREDS_KEY } from './codec.js';
 import { summarizeCreds } from './creds-summary.js';
 import { toSessionRecord, type SessionRow } from './session-row.js';
@@ -178,6 +179,7 @@ export class SqliteStore implements SessionStore {
   private readonly ownsDb: boolean;
   private readonly readonly: boolean;
   private readonly stmts: Statements;
+  #skippedIds: readonly string[] = [];
 
   /**
    * Opens (creating and migrating as needed) a wa database. `target` is a file path, `:memory:`, or an
@@ -251,9 +253,21 @@ export class SqliteStore implements SessionStore {
     }
   }
 
+  get skippedIds(): readonly string[] {
+    return this.#skippedIds;
+  }
+
+  /** Sessions with creds in `whatsapp_auth` and no registry row whose ids are valid; the others are noted in skippedIds. */
+  private orphans(): Array<{ session_id: string; data_value: string }> {
+    const all = this.stmts.orphans.all() as Array<{ session_id: string; data_value: string }>;
+    const valid = all.filter((row) => SESSION_ID_PATTERN.test(row.session_id));
+    this.#skippedIds = all.filter((row) => !SESSION_ID_PATTERN.test(row.session_id)).map((row) => row.session_id);
+    return valid;
+  }
+
   /** Adopts sessions that have creds in `whatsapp_auth` but no registry row (a seed database, or foreign writers). */
   private adoptOrphans(): void {
-    const orphans = this.stmts.orphans.all() as Array<{ session_id: string; data_value: string }>;
+    const orphans = this.orphans();
     if (orphans.length === 0 || this.readonly) return;
     const at = now();
     this.db
@@ -277,12 +291,7 @@ export class SqliteStore implements SessionStore {
       // In read-only mode orphans cannot be registered, so they are listed as derived from their creds.
       const rows = (this.stmts.listSessions.all() as SqliteSessionRow[]).map(toRecord);
       if (this.readonly) {
-        for (const { session_id, data_value } of this.stmts.orphans.all() as Array<{
-          session_id: string;
-          data_value: string;
-        }>) {
-          rows.push(orphanRecord(session_id, data_value));
-        }
+        for (const { session_id, data_value } of this.orphans()) rows.push(orphanRecord(session_id, data_value));
         rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
       }
       return rows;
@@ -295,6 +304,10 @@ export class SqliteStore implements SessionStore {
       if (!row) {
         const creds = this.stmts.readCreds.get(id) as { data_value: string } | undefined;
         if (!creds) return undefined;
+        if (!SESSION_ID_PATTERN.test(id)) {
+          this.#skippedIds = [id];
+          return undefined;
+        }
         if (this.readonly) return orphanRecord(id, creds.data_value);
         this.adoptOrphans();
         row = this.stmts.getSession.get(id) as SqliteSessionRow | undefined;

@@ -64,8 +64,17 @@ export interface SessionStore {
   /** Where the data lives, fit to print (a path, or a URL without its password). */
   readonly location: string;
 
-  /** Every session, registered or found in `whatsapp_auth` only (those are adopted), ordered by id. */
+  /**
+   * Every session, registered or found in `whatsapp_auth` only (those are adopted), ordered by id. Ids found
+   * there that are not valid session ids (SESSION_ID_PATTERN) are neither adopted nor listed: see skippedIds.
+   */
   listSessions(): Promise<SessionRecord[]>;
+  /**
+   * Session ids found in `whatsapp_auth` without a registry row that were not adopted because they are not
+   * valid session ids (foreign writers), as seen by the last listSessions/getSession/createSession; the
+   * CLI can warn about them. Their rows are left untouched.
+   */
+  readonly skippedIds: readonly string[];
   getSession(id: string): Promise<SessionRecord | undefined>;
   /** Registers a new session; throws E_SESSION_EXISTS (exit 2) when the id is taken. */
   createSession(id: string, label: string | null): Promise<SessionRecord>;

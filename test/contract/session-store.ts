@@ -322,6 +322,16 @@ export function describeSessionStore(
       expect(await store.getSession('seeded')).toMatchObject({ corruptKey: null });
     });
 
+    it('does not adopt session ids from whatsapp_auth that fail the session id pattern, and reports them', async () => {
+      await h.writeRaw('ok', 'creds', '{}');
+      await h.writeRaw('../evil', 'creds', '{}');
+      await h.writeRaw('has space', 'creds', '{}');
+      expect((await store.listSessions()).map((s) => s.id)).toEqual(['ok']);
+      expect([...store.skippedIds].sort()).toEqual(['../evil', 'has space']);
+      expect(await store.getSession('../evil')).toBeUndefined();
+      expect(await store.readCreds('../evil')).toBe('{}');
+    });
+
     it('serves concurrent reads and writes without losing any', async () => {
       await Promise.all(
         Array.from({ length: 50 }, (_, i) =>
