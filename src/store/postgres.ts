@@ -16,6 +16,7 @@ import type {
   Takeover,
   ValueChange,
 } from './types.js';
+import { redactDbUrl } from './db-url.js';
 import { toSessionRecord, type SessionRow } from './session-row.js';
 
 /** The schema version this code writes; kept in wa_meta under 'schema_version'. */
@@ -70,16 +71,8 @@ const sessionSelect = (checkCreds: boolean): string => `
   LEFT JOIN wa_leases l ON l.session_id = s.id AND l.expires_at > ${DB_NOW}
   ${checkCreds ? "LEFT JOIN whatsapp_auth a ON a.session_id = s.id AND a.data_key = 'creds'" : ''}`;
 
-/** A URL fit to print: the password is never shown. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return 'postgres://(unparseable URL)';
-  }
-}
+/** A URL fit to print: no password (user-info or query parameter) is ever shown. */
+export const redactUrl = redactDbUrl;
 
 /** Turns pg's and the network's errors into what a user can act on. */
 function translate(error: unknown, location: string): Error {
@@ -114,6 +107,18 @@ function translate(error: unknown, location: string): Error {
       });
     case '42501':
       return storageError('E_DB_PERMISSION', `PostgreSQL denied access on ${location}: ${message}`, { cause: error });
+  }
+  // node-postgres parses the URL only on its first connect; resolveConfig checks the URLs it is given, and
+  // this catches what reaches the library (startSessions, usePostgresAuthState) unchecked.
+  if ((e.code === 'ERR_INVALID_URL' || error instanceof URIError) && !(error instanceof WaError)) {
+    return usageError('E_DB_URL', `invalid PostgreSQL URL ${location}: ${message}`); // no cause: it holds the raw URL
+  }
+  // A certificate or key file named in the URL (sslcert, sslkey, sslrootcert) that cannot be read; its path
+  // is not repeated, as the URL shows it redacted.
+  if ((e.code === 'ENOENT' || e.code === 'EACCES') && (error as { syscall?: string }).syscall === 'open') {
+    return usageError('E_DB_URL', `cannot read a file named in the PostgreSQL URL ${location} (${e.code})`, {
+      hint: 'check the sslcert, sslkey and sslrootcert paths in the URL',
+    });
   }
   if (/timeout|terminated|Connection terminated|ECONNRESET/i.test(message)) {
     return storageError('E_DB_UNREACHABLE', `lost the connection to PostgreSQL at ${location}: ${message}`, {
