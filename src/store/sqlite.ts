@@ -80,6 +80,24 @@ const MIGRATIONS: ReadonlyArray<(db: Db) => void> = [
 
 const now = (): string => new Date().toISOString();
 
+/**
+ * better-sqlite3 is synchronous: while SQLite waits for another process's lock (busy_timeout), the whole
+ * event loop waits with it — lease renewals, sockets, HTTP. So SQLite itself waits only BUSY_TIMEOUT_MS,
+ * and a store operation that still finds the database locked is retried after a timer (the event loop
+ * runs meanwhile), for BUSY_PATIENCE_MS in all before E_DB_BUSY. Opening (migrations) is synchronous and
+ * keeps SQLite's own longer wait: it happens once, before the process does anything else.
+ */
+const BUSY_TIMEOUT_MS = 20;
+const OPEN_BUSY_TIMEOUT_MS = 5000;
+export const BUSY_PATIENCE_MS = 10_000;
+
+const isBusy = (error: unknown): boolean => {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
+};
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
 /** Maps SQLite's error codes to what a user can act on. */
 function translate(error: unknown, location: string): Error {
   // Non-SQLite errors (bugs, closed connections) pass through unchanged and surface as unexpected.
@@ -106,9 +124,11 @@ function translate(error: unknown, location: string): Error {
   if (code.startsWith('SQLITE_CORRUPT'))
     return storageError('E_DB_CORRUPT', `the database ${location} is corrupt`, { cause: error });
   if (code.startsWith('SQLITE_BUSY'))
-    return storageError('E_DB_BUSY', `the database ${location} stayed locked by another process for 5 s`, {
-      cause: error,
-    });
+    return storageError(
+      'E_DB_BUSY',
+      `the database ${location} stayed locked by another process for ${BUSY_PATIENCE_MS / 1000} s`,
+      { cause: error },
+    );
   if (code === 'SQLITE_FULL' || code.startsWith('SQLITE_IOERR'))
     return storageError('E_DB_IO', `cannot write to the database ${location}: ${(error as Error).message}`, {
       cause: error,
@@ -200,6 +220,7 @@ export class SqliteStore implements SessionStore {
       this.configure();
       this.migrate();
       this.stmts = prepare(this.db);
+      this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     } catch (error) {
       if (this.ownsDb) this.db.close();
       throw translate(error, this.location);
@@ -212,8 +233,9 @@ export class SqliteStore implements SessionStore {
     } else {
       this.db.pragma('journal_mode = WAL');
     }
-    // Readers (wa status) and writers (a daemon) in other processes wait for each other instead of failing.
-    this.db.pragma('busy_timeout = 5000');
+    // Readers (wa status) and writers (a daemon) in other processes wait for each other instead of failing:
+    // SQLite waits this long while opening, and run() retries asynchronously afterwards (see BUSY_TIMEOUT_MS).
+    this.db.pragma(`busy_timeout = ${OPEN_BUSY_TIMEOUT_MS}`);
     // FULL, not WAL's usual NORMAL: NORMAL may lose the last commits on power loss, and a lost ratchet or
     // pre-key write means undecryptable messages or a broken login. Auth writes are small and rare
     // enough (a handful per message) that one fsync per commit costs little; bench:store measures it.
@@ -221,7 +243,27 @@ export class SqliteStore implements SessionStore {
   }
 
   private migrate(): void {
-    const version = this.db.pragma('user_version', { simple: true }) as number;
+    // Fast path without a lock: the version only ever grows, so an up-to-date schema stays up to date.
+    const seen = this.db.pragma('user_version', { simple: true }) as number;
+    if (seen === SQLITE_SCHEMA_VERSION) return;
+    if (this.readonly || seen > SQLITE_SCHEMA_VERSION) {
+      this.checkVersion(seen);
+      return;
+    }
+    // Several processes may open a new file at the same instant: the version is read again under the
+    // write lock (BEGIN IMMEDIATE), so exactly one migrates and the others find the schema done.
+    this.db
+      .transaction(() => {
+        const version = this.db.pragma('user_version', { simple: true }) as number;
+        this.checkVersion(version);
+        for (let v = version; v < SQLITE_SCHEMA_VERSION; v++) MIGRATIONS[v]!(this.db);
+        if (version !== SQLITE_SCHEMA_VERSION) this.db.pragma(`user_version = ${SQLITE_SCHEMA_VERSION}`);
+      })
+      .immediate();
+  }
+
+  /** Refuses a schema this wa cannot use: newer than it knows, or older on a read-only connection. */
+  private checkVersion(version: number): void {
     if (version > SQLITE_SCHEMA_VERSION) {
       throw storageError(
         'E_SCHEMA_NEWER',
@@ -229,27 +271,31 @@ export class SqliteStore implements SessionStore {
         { hint: 'upgrade wa (npm install -g wa@latest)' },
       );
     }
-    if (version === SQLITE_SCHEMA_VERSION) return;
-    if (this.readonly) {
+    if (version < SQLITE_SCHEMA_VERSION && this.readonly) {
       throw storageError(
         'E_SCHEMA_OLD',
         `the database ${this.location} needs a schema upgrade (v${version} to v${SQLITE_SCHEMA_VERSION}), which needs write access`,
         { hint: `make ${this.location} writable and run any wa command once` },
       );
     }
-    this.db
-      .transaction(() => {
-        for (let v = version; v < SQLITE_SCHEMA_VERSION; v++) MIGRATIONS[v]!(this.db);
-        this.db.pragma(`user_version = ${SQLITE_SCHEMA_VERSION}`);
-      })
-      .immediate();
   }
 
-  private run<T>(fn: () => T): Promise<T> {
-    try {
-      return Promise.resolve(fn());
-    } catch (error) {
-      return Promise.reject(translate(error, this.location));
+  /**
+   * Runs one store operation. The first attempt runs synchronously, as before; while the database is locked
+   * by another process (SQLITE_BUSY after SQLite's short wait), it is retried on a timer with backoff, so
+   * the event loop keeps running, until BUSY_PATIENCE_MS have passed. Retrying is safe: a busy statement
+   * or BEGIN IMMEDIATE applied nothing, and a failed transaction was rolled back whole.
+   */
+  private async run<T>(fn: () => T): Promise<T> {
+    const started = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return fn();
+      } catch (error) {
+        if (!isBusy(error) || Date.now() - started >= BUSY_PATIENCE_MS) throw translate(error, this.location);
+      }
+      // 5 ms doubling to 100 ms, with jitter so waiting processes do not retry in lockstep.
+      await sleep(Math.min(5 * 2 ** attempt, 100) * (0.5 + Math.random()));
     }
   }
 
