@@ -9,6 +9,7 @@ import { SESSION_ID_PATTERN } from '../session-id.js';
 import type {
   CredsSummary,
   Lease,
+  MetaInsert,
   LeaseResult,
   SessionPatch,
   SessionRecord,
@@ -509,6 +510,30 @@ export class PostgresStore implements SessionStore {
       `INSERT INTO wa_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
       [key, value],
     );
+  }
+
+  insertMetaIfAbsent(key: string, value: string, options: { unlessValues?: boolean } = {}): Promise<MetaInsert> {
+    return this.tx(async (client): Promise<MetaInsert> => {
+      if (options.unlessValues) {
+        // SHARE mode waits for transactions writing values and holds off new ones until this commits, so
+        // "no values yet" stays true until the meta entry is in; two initializers do not block each other.
+        await client.query(`LOCK TABLE whatsapp_auth IN SHARE MODE`);
+      }
+      const stored = await client.query<{ value: string }>(`SELECT value FROM wa_meta WHERE key = $1`, [key]);
+      if (stored.rows[0]) return { value: stored.rows[0].value, inserted: false };
+      if (options.unlessValues && (await client.query(`SELECT 1 FROM whatsapp_auth LIMIT 1`)).rows.length > 0) {
+        return { value: undefined, inserted: false };
+      }
+      // A concurrent initializer may insert between the read and here: its row wins (DO NOTHING waits for
+      // its commit), and the value it stored is read back and returned.
+      const inserted = await client.query(
+        `INSERT INTO wa_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING`,
+        [key, value],
+      );
+      if (inserted.rowCount === 1) return { value, inserted: true };
+      const winner = await client.query<{ value: string }>(`SELECT value FROM wa_meta WHERE key = $1`, [key]);
+      return { value: winner.rows[0]!.value, inserted: false };
+    });
   }
 
   async hasValues(): Promise<boolean> {

@@ -23,6 +23,7 @@ import { CREDS_KEY, ENCRYPTION_META_KEY } from './codec.js';
 import type {
   CredsSummary,
   Lease,
+  MetaInsert,
   LeaseResult,
   SessionPatch,
   SessionRecord,
@@ -211,8 +212,12 @@ export interface SealedStoreOptions {
   cost?: ScryptCost | undefined;
 }
 
-/** Thrown inside the initialization transaction when a value appeared meanwhile; never escapes. */
-class InitRace extends Error {}
+const clearValuesError = (location: string): WaError =>
+  storageError(
+    'E_NOT_SEALED',
+    `WA_SECRET is set, but the database ${location} holds values stored in clear; wa never mixes sealed and clear values`,
+    { hint: 'seal it once with WA_NEW_SECRET=<secret> wa rekey, then run with WA_SECRET=<secret>' },
+  );
 
 /**
  * Wraps a backend. Whether the database is encrypted, and whether the secret fits, is settled lazily on the
@@ -259,37 +264,27 @@ export class SealedStore implements SessionStore {
     return this.#sealer;
   }
 
-  private async resolve(attempt = 0): Promise<Sealer | null> {
+  private async resolve(): Promise<Sealer | null> {
     const params = parseEncryptionParams(await this.inner.getMeta(ENCRYPTION_META_KEY), this.location);
     if (params) {
       if (this.#secret === undefined) throw secretRequiredError(this.location);
       return openSealer(this.#secret, params, this.location);
     }
     if (this.#secret === undefined) return null;
-    if (await this.inner.hasValues()) {
-      throw storageError(
-        'E_NOT_SEALED',
-        `WA_SECRET is set, but the database ${this.location} holds values stored in clear; wa never mixes sealed and clear values`,
-        { hint: 'seal it once with WA_NEW_SECRET=<secret> wa rekey, then run with WA_SECRET=<secret>' },
-      );
-    }
+    if (await this.inner.hasValues()) throw clearValuesError(this.location);
     // A read-only open of an empty database has nothing to unseal, and may not write the parameters.
     if (!this.#writable) return null;
     const created = await createSealer(this.#secret, this.#cost);
-    try {
-      // rewriteAll is one transaction that visits every value: if another process stored one since the
-      // check above, this throws and rolls back instead of writing parameters its values do not match.
-      await this.inner.rewriteAll(
-        () => {
-          throw new InitRace();
-        },
-        { [ENCRYPTION_META_KEY]: JSON.stringify(created.params) },
-      );
-    } catch (error) {
-      if (error instanceof InitRace && attempt === 0) return this.resolve(1);
-      throw error;
-    }
-    return created.sealer;
+    // Several processes may seal a new database at once (replicas starting together): the parameters are
+    // inserted only if absent, together with the "no values yet" check, in one transaction. The first
+    // writer's salt wins; every other process derives its key from the stored parameters instead of its own.
+    const claim = await this.inner.insertMetaIfAbsent(ENCRYPTION_META_KEY, JSON.stringify(created.params), {
+      unlessValues: true,
+    });
+    if (claim.inserted) return created.sealer;
+    if (claim.value === undefined) throw clearValuesError(this.location);
+    const stored = parseEncryptionParams(claim.value, this.location)!;
+    return openSealer(this.#secret, stored, this.location);
   }
 
   /** Seals one value as this store would store it (tests use it to write raw rows). */
@@ -416,6 +411,11 @@ export class SealedStore implements SessionStore {
 
   hasValues(): Promise<boolean> {
     return this.inner.hasValues();
+  }
+
+  insertMetaIfAbsent(key: string, value: string, options?: { unlessValues?: boolean }): Promise<MetaInsert> {
+    if (key === ENCRYPTION_META_KEY) throw new Error('SealedStore.insertMetaIfAbsent cannot set the encryption meta');
+    return this.inner.insertMetaIfAbsent(key, value, options);
   }
 
   /**

@@ -10,6 +10,7 @@ import { toSessionRecord, type SessionRow } from './session-row.js';
 import type {
   CredsSummary,
   Lease,
+  MetaInsert,
   LeaseResult,
   SessionPatch,
   SessionRecord,
@@ -518,6 +519,21 @@ export class SqliteStore implements SessionStore {
     return this.run(() => {
       this.stmts.setMeta.run(key, value);
     });
+  }
+
+  insertMetaIfAbsent(key: string, value: string, options: { unlessValues?: boolean } = {}): Promise<MetaInsert> {
+    return this.run(() =>
+      this.db
+        .transaction((): MetaInsert => {
+          const stored = (this.stmts.getMeta.get(key) as { value: string } | undefined)?.value;
+          if (stored !== undefined) return { value: stored, inserted: false };
+          if (options.unlessValues && this.stmts.anyValue.get() !== undefined)
+            return { value: undefined, inserted: false };
+          this.stmts.setMeta.run(key, value);
+          return { value, inserted: true };
+        })
+        .immediate(),
+    );
   }
 
   hasValues(): Promise<boolean> {

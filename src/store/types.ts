@@ -59,6 +59,12 @@ export type Takeover = boolean | { from: string };
 
 export type LeaseResult = { acquired: true; lease: Lease } | { acquired: false; holder: Lease };
 
+export interface MetaInsert {
+  /** The stored value; undefined only when `unlessValues` found auth values and nothing was set. */
+  value: string | undefined;
+  inserted: boolean;
+}
+
 export interface SessionStore {
   readonly backend: 'sqlite' | 'postgres';
   /** Where the data lives, fit to print (a path, or a URL without its password). */
@@ -112,6 +118,14 @@ export interface SessionStore {
   /** A database-wide setting (for example the encryption parameters); undefined when unset. */
   getMeta(key: string): Promise<string | undefined>;
   setMeta(key: string, value: string): Promise<void>;
+  /**
+   * Sets a meta entry unless it is already set, atomically (one transaction; the first writer wins).
+   * Returns the value stored afterwards (ours, or the one another process stored first) and whether it is
+   * ours. With `unlessValues`, nothing is set while any auth value exists, checked in the same transaction:
+   * then `value` is undefined. Encryption uses it so that processes sealing a new database together agree
+   * on one salt.
+   */
+  insertMetaIfAbsent(key: string, value: string, options?: { unlessValues?: boolean }): Promise<MetaInsert>;
   /** Whether any session has any stored auth value (tells a fresh database from one holding data). */
   hasValues(): Promise<boolean>;
   /**

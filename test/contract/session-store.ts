@@ -267,6 +267,25 @@ export function describeSessionStore(
       expect(await store.getMeta('x')).toBe('two');
     });
 
+    it('inserts a meta entry only if absent (first writer wins), and not while values exist if asked', async () => {
+      expect(await store.insertMetaIfAbsent('k', 'first')).toEqual({ value: 'first', inserted: true });
+      expect(await store.insertMetaIfAbsent('k', 'second')).toEqual({ value: 'first', inserted: false });
+      expect(await store.getMeta('k')).toBe('first');
+      const racing = await Promise.all(['a', 'b', 'c'].map((v) => store.insertMetaIfAbsent('race', v)));
+      expect(racing.filter((r) => r.inserted)).toHaveLength(1);
+      expect(new Set(racing.map((r) => r.value)).size).toBe(1);
+      await store.writeValues('s', [['pre-key-1', '"v"']]);
+      expect(await store.insertMetaIfAbsent('other', 'x', { unlessValues: true })).toEqual({
+        value: undefined,
+        inserted: false,
+      });
+      expect(await store.getMeta('other')).toBeUndefined();
+      expect(await store.insertMetaIfAbsent('k', 'third', { unlessValues: true })).toEqual({
+        value: 'first',
+        inserted: false,
+      });
+    });
+
     it('rewrites every value of every session in one transaction, or none when one fails', async () => {
       expect(await store.hasValues()).toBe(false);
       await store.writeCreds('a', '{"n":1}', unpaired);
