@@ -30,10 +30,45 @@ function decodeStored(sessionId: string, dataKey: string, text: string): unknown
   }
 }
 
-/** Reads a session's creds as Baileys will see them; undefined when none are stored. */
+const isKeyPair = (value: unknown): boolean => {
+  const pair = value as { public?: unknown; private?: unknown } | null | undefined;
+  return Buffer.isBuffer(pair?.public) && Buffer.isBuffer(pair?.private);
+};
+
+/**
+ * What every creds object Baileys writes has (initAuthCreds sets them all, and they never go away); a
+ * stored value without them (JSON null, {}, [], "x", 0 from a foreign writer or a bug) is not creds, and
+ * handing it to Baileys would make it crash or, worse, silently start a new identity.
+ */
+function credsProblem(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return `is ${value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`}, not a creds object`;
+  }
+  const creds = value as Record<string, unknown>;
+  const missing = [
+    !isKeyPair(creds.noiseKey) && 'noiseKey',
+    !isKeyPair(creds.signedIdentityKey) && 'signedIdentityKey',
+    typeof creds.registrationId !== 'number' && 'registrationId',
+  ].filter((name): name is string => typeof name === 'string');
+  return missing.length > 0 ? `is not Baileys credentials (missing or invalid: ${missing.join(', ')})` : undefined;
+}
+
+/**
+ * Reads a session's creds as Baileys will see them; undefined only when no creds row exists. A row that
+ * is not valid JSON, or not a creds object, is E_CORRUPT (exit 5) naming the session and key; the row is
+ * left as it is (never replaced by fresh creds).
+ */
 export async function loadCreds(store: SessionStore, sessionId: string): Promise<AuthenticationCreds | undefined> {
   const text = await store.readCreds(sessionId);
-  return text === undefined ? undefined : (decodeStored(sessionId, CREDS_KEY, text) as AuthenticationCreds);
+  if (text === undefined) return undefined;
+  const value = decodeStored(sessionId, CREDS_KEY, text);
+  const problem = credsProblem(value);
+  if (problem) {
+    throw storageError('E_CORRUPT', `session '${sessionId}': stored value '${CREDS_KEY}' ${problem}`, {
+      hint: `wa logout ${sessionId} --force, then wa connect ${sessionId}`,
+    });
+  }
+  return value as AuthenticationCreds;
 }
 
 /**
@@ -47,7 +82,8 @@ export async function useStoreAuthState(store: SessionStore, sessionId: string):
   // Baileys is loaded only here (library users and socket-opening commands have it loaded anyway).
   const { initAuthCreds, proto } = await import('@whiskeysockets/baileys');
   await store.ensureSession(sessionId);
-  const creds = (await loadCreds(store, sessionId)) ?? initAuthCreds();
+  const stored = await loadCreds(store, sessionId);
+  const creds = stored === undefined ? initAuthCreds() : stored;
 
   const keys = {
     async get<T extends keyof SignalDataTypeMap>(
