@@ -77,7 +77,20 @@ export async function loadCreds(store: SessionStore, sessionId: string): Promise
  * Unlike the file store it never turns unreadable creds into fresh ones (a new identity, a new QR):
  * corrupt data throws a storage error naming the session and key.
  */
-export async function useStoreAuthState(store: SessionStore, sessionId: string): Promise<StoreAuthState> {
+export interface StoreAuthStateOptions {
+  /**
+   * The lease owner id of this process: every keys.set and saveCreds then commits only while that owner
+   * holds the session's live lease, and throws E_LEASE_LOST (applying nothing) once it does not.
+   */
+  fence?: string | undefined;
+}
+
+export async function useStoreAuthState(
+  store: SessionStore,
+  sessionId: string,
+  options: StoreAuthStateOptions = {},
+): Promise<StoreAuthState> {
+  const writeOptions = { fence: options.fence };
   assertSessionId(sessionId);
   // Baileys is loaded only here (library users and socket-opening commands have it loaded anyway).
   const { initAuthCreds, proto } = await import('@whiskeysockets/baileys');
@@ -116,13 +129,25 @@ export async function useStoreAuthState(store: SessionStore, sessionId: string):
         }
       }
       // One call, one transaction: Baileys retries a commit that throws, so it must never half-apply.
-      await store.writeValues(sessionId, changes);
+      await store.writeValues(sessionId, changes, writeOptions);
     },
+  };
+
+  // Creds writes of this session run one after another, each encoding `creds` when its turn comes: on a
+  // pool (PostgreSQL) two overlapping writes could otherwise commit out of order, an older snapshot last,
+  // rolling back e.g. nextPreKeyId. A failed write fails its caller only; the chain goes on.
+  let credsChain: Promise<void> = Promise.resolve();
+  const saveCreds = (): Promise<void> => {
+    const write = credsChain.then(() =>
+      store.writeCreds(sessionId, encodeValue(creds), summaryOf(creds), writeOptions),
+    );
+    credsChain = write.catch(() => undefined);
+    return write;
   };
 
   return {
     state: { creds, keys },
-    saveCreds: () => store.writeCreds(sessionId, encodeValue(creds), summaryOf(creds)),
+    saveCreds,
     clear: () => store.clearAuth(sessionId),
   };
 }

@@ -16,7 +16,9 @@ import type {
   SessionStore,
   Takeover,
   ValueChange,
+  WriteOptions,
 } from './types.js';
+import { leaseLostError } from './fence.js';
 import { redactDbUrl } from './db-url.js';
 import { toSessionRecord, type SessionRow } from './session-row.js';
 
@@ -351,8 +353,9 @@ export class PostgresStore implements SessionStore {
     return result.rows[0]?.data_value;
   }
 
-  writeCreds(id: string, value: string, summary: CredsSummary): Promise<void> {
+  writeCreds(id: string, value: string, summary: CredsSummary, options: WriteOptions = {}): Promise<void> {
     return this.tx(async (client) => {
+      await lockForWrite(client, id, options.fence);
       const at = new Date().toISOString();
       await client.query(
         `INSERT INTO whatsapp_auth (session_id, data_key, data_value, updated_at) VALUES ($1, 'creds', $2, now())
@@ -378,7 +381,7 @@ export class PostgresStore implements SessionStore {
     return found;
   }
 
-  async writeValues(id: string, changes: readonly ValueChange[]): Promise<void> {
+  async writeValues(id: string, changes: readonly ValueChange[], options: WriteOptions = {}): Promise<void> {
     if (changes.length === 0) return;
     // The last change to a key wins, as in a sequential apply; one statement may not touch a row twice.
     const final = new Map<string, string | null>();
@@ -395,6 +398,7 @@ export class PostgresStore implements SessionStore {
       }
     }
     await this.tx(async (client) => {
+      if (options.fence !== undefined) await lockForWrite(client, id, options.fence);
       if (deleteKeys.length > 0) {
         await client.query(`DELETE FROM whatsapp_auth WHERE session_id = $1 AND data_key = ANY($2::text[])`, [
           id,
@@ -580,6 +584,25 @@ export class PostgresStore implements SessionStore {
   async close(): Promise<void> {
     if (this.ownsPool) await this.pool.end().catch(() => undefined);
   }
+}
+
+/**
+ * Locks what a write must not race with, inside its transaction. Fenced: the session's lease row, which
+ * must have the fence as owner and not have expired by the database's clock; FOR UPDATE holds off a
+ * takeover (or renewal) until this write commits, and a write that waited for a takeover re-reads the row
+ * and finds the new owner. Unfenced creds writes lock the registry row, so creds writes of one session
+ * commit one at a time (the order within a process is kept by useStoreAuthState's chain).
+ */
+async function lockForWrite(client: pg.PoolClient, id: string, fence: string | undefined): Promise<void> {
+  if (fence === undefined) {
+    await client.query(`SELECT 1 FROM wa_sessions WHERE id = $1 FOR UPDATE`, [id]);
+    return;
+  }
+  const held = await client.query(
+    `SELECT 1 FROM wa_leases WHERE session_id = $1 AND owner_id = $2 AND expires_at > ${DB_NOW} FOR UPDATE`,
+    [id, fence],
+  );
+  if (held.rows.length === 0) throw leaseLostError(id, fence);
 }
 
 /** Paired/unpaired from a creds write; stop states (logged_out, replaced) stay until a connect or logout. */

@@ -30,6 +30,7 @@ import type {
   SessionStore,
   Takeover,
   ValueChange,
+  WriteOptions,
 } from './types.js';
 
 export { ENCRYPTION_META_KEY };
@@ -344,9 +345,9 @@ export class SealedStore implements SessionStore {
     return sealer && stored !== undefined ? sealer.unseal(stored, id, CREDS_KEY) : stored;
   }
 
-  async writeCreds(id: string, value: string, summary: CredsSummary): Promise<void> {
+  async writeCreds(id: string, value: string, summary: CredsSummary, options?: WriteOptions): Promise<void> {
     const sealer = await this.sealer();
-    await this.inner.writeCreds(id, sealer ? sealer.seal(value, id, CREDS_KEY) : value, summary);
+    await this.inner.writeCreds(id, sealer ? sealer.seal(value, id, CREDS_KEY) : value, summary, options);
   }
 
   async readValues(id: string, dataKeys: readonly string[]): Promise<Map<string, string>> {
@@ -356,13 +357,14 @@ export class SealedStore implements SessionStore {
     return new Map([...found].map(([key, value]) => [key, sealer.unseal(value, id, key)]));
   }
 
-  async writeValues(id: string, changes: readonly ValueChange[]): Promise<void> {
+  async writeValues(id: string, changes: readonly ValueChange[], options?: WriteOptions): Promise<void> {
     const sealer = await this.sealer();
     await this.inner.writeValues(
       id,
       sealer
         ? changes.map(([key, value]): ValueChange => [key, value === null ? null : sealer.seal(value, id, key)])
         : changes,
+      options,
     );
   }
 

@@ -17,7 +17,9 @@ import type {
   SessionStore,
   Takeover,
   ValueChange,
+  WriteOptions,
 } from './types.js';
+import { leaseLostError } from './fence.js';
 
 /** The schema version this code writes; a database with a higher `user_version` is refused. */
 export const SQLITE_SCHEMA_VERSION = 2;
@@ -420,9 +422,9 @@ export class SqliteStore implements SessionStore {
     return this.run(() => (this.stmts.readCreds.get(id) as { data_value: string } | undefined)?.data_value);
   }
 
-  writeCreds(id: string, value: string, summary: CredsSummary): Promise<void> {
+  writeCreds(id: string, value: string, summary: CredsSummary, options: WriteOptions = {}): Promise<void> {
     return this.run(() => {
-      this.stmts.writeCredsTx.immediate(id, value, summary, now());
+      this.stmts.writeCredsTx.immediate(id, value, summary, now(), options.fence);
     });
   }
 
@@ -436,9 +438,9 @@ export class SqliteStore implements SessionStore {
     });
   }
 
-  writeValues(id: string, changes: readonly ValueChange[]): Promise<void> {
+  writeValues(id: string, changes: readonly ValueChange[], options: WriteOptions = {}): Promise<void> {
     return this.run(() => {
-      if (changes.length > 0) this.stmts.writeValuesTx.immediate(id, changes, now());
+      if (changes.length > 0) this.stmts.writeValuesTx.immediate(id, changes, now(), options.fence);
     });
   }
 
@@ -643,9 +645,15 @@ type Statements = {
   deleteMeta: Statement;
   anyValue: Statement;
   deleteLease: Statement;
-  writeValuesTx: Transaction<[id: string, changes: readonly ValueChange[], at: string]>;
-  writeCredsTx: Transaction<[id: string, value: string, summary: CredsSummary, at: string]>;
+  holdsLease: Statement;
+  writeValuesTx: Transaction<[id: string, changes: readonly ValueChange[], at: string, fence: string | undefined]>;
+  writeCredsTx: Transaction<[id: string, value: string, summary: CredsSummary, at: string, fence: string | undefined]>;
 };
+
+/** Inside a write transaction (which holds the write lock, so no takeover can interleave): the fence holds. */
+function checkFence(s: Statements, id: string, fence: string | undefined): void {
+  if (fence !== undefined && s.holdsLease.get(id, fence) === undefined) throw leaseLostError(id, fence);
+}
 
 function prepare(db: Db): Statements {
   const s: Statements = lazy<Statements>({
@@ -708,15 +716,23 @@ function prepare(db: Db): Statements {
     anyValue: () => db.prepare(`SELECT 1 FROM whatsapp_auth LIMIT 1`),
     renewLeases: () => db.prepare(`UPDATE wa_leases SET expires_at = ? WHERE owner_id = ? RETURNING session_id`),
     deleteLease: () => db.prepare(`DELETE FROM wa_leases WHERE session_id = ?`),
+    // The same expiry rule as every lease reader (sessionSelect): SQLite's clock, in epoch milliseconds.
+    holdsLease: () =>
+      db.prepare(
+        `SELECT 1 FROM wa_leases WHERE session_id = ? AND owner_id = ?
+           AND expires_at > CAST(unixepoch('subsec') * 1000 AS INTEGER)`,
+      ),
     writeValuesTx: () =>
-      db.transaction((id: string, changes: readonly ValueChange[], at: string) => {
+      db.transaction((id: string, changes: readonly ValueChange[], at: string, fence: string | undefined) => {
+        checkFence(s, id, fence);
         for (const [key, value] of changes) {
           if (value === null) s.deleteValue.run(id, key);
           else s.upsertValue.run(id, key, value, at);
         }
       }),
     writeCredsTx: () =>
-      db.transaction((id: string, value: string, summary: CredsSummary, at: string) => {
+      db.transaction((id: string, value: string, summary: CredsSummary, at: string, fence: string | undefined) => {
+        checkFence(s, id, fence);
         s.upsertValue.run(id, 'creds', value, at);
         s.insertSession.run(id, null, at);
         s.applySummary.run({ id, paired: summary.paired ? 1 : 0, jid: summary.jid, name: summary.name, at });

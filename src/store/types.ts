@@ -59,6 +59,16 @@ export type Takeover = boolean | { from: string };
 
 export type LeaseResult = { acquired: true; lease: Lease } | { acquired: false; holder: Lease };
 
+export interface WriteOptions {
+  /**
+   * The writer's lease owner id. When given, the write is checked inside its own transaction: it applies
+   * only while the session's lease row has this owner and has not expired by the database's clock (the
+   * clock each backend times leases by); otherwise it throws E_LEASE_LOST (exit 6) and applies nothing. So a
+   * deposed owner can never commit over the new owner's state.
+   */
+  fence?: string | undefined;
+}
+
 export interface MetaInsert {
   /** The stored value; undefined only when `unlessValues` found auth values and nothing was set. */
   value: string | undefined;
@@ -91,12 +101,12 @@ export interface SessionStore {
   updateSession(id: string, patch: SessionPatch): Promise<void>;
 
   readCreds(id: string): Promise<string | undefined>;
-  /** Saves the whole creds value and its summary in one transaction. */
-  writeCreds(id: string, value: string, summary: CredsSummary): Promise<void>;
+  /** Saves the whole creds value and its summary in one transaction (fenced: see WriteOptions). */
+  writeCreds(id: string, value: string, summary: CredsSummary, options?: WriteOptions): Promise<void>;
   /** Reads the given data keys in one query; missing keys are absent from the map. */
   readValues(id: string, dataKeys: readonly string[]): Promise<Map<string, string>>;
-  /** Applies every change in one transaction: all or nothing. Throws on failure. */
-  writeValues(id: string, changes: readonly ValueChange[]): Promise<void>;
+  /** Applies every change in one transaction: all or nothing. Throws on failure (fenced: see WriteOptions). */
+  writeValues(id: string, changes: readonly ValueChange[], options?: WriteOptions): Promise<void>;
   /** Every stored value of the session (creds included), ordered by data key. */
   readAll(id: string): Promise<Array<[dataKey: string, value: string]>>;
   /** Replaces all auth data of the session in one transaction (registering it if needed). */

@@ -248,6 +248,46 @@ export function describeSessionStore(
       expect(await store.acquireLease('s', owner('d'), 30_000, false)).toMatchObject({ acquired: true });
     });
 
+    it('fences auth writes by the lease: only a live owner commits, a deposed one gets E_LEASE_LOST and applies nothing', async () => {
+      await store.createSession('s', null);
+      const fenced = (ownerId: string) => ({ fence: ownerId });
+      // No lease at all: nobody may write fenced.
+      await expect(store.writeValues('s', [['pre-key-1', '"x"']], fenced('a'))).rejects.toMatchObject({
+        code: 'E_LEASE_LOST',
+        exitCode: 6,
+      });
+      await store.acquireLease('s', owner('a'), 30_000, false);
+      await store.writeValues('s', [['pre-key-1', '"a1"']], fenced('a'));
+      await store.writeCreds('s', '{"nextPreKeyId":2}', unpaired, fenced('a'));
+      // b takes over; a's writes (values and creds) are refused whole, b's go through.
+      await store.acquireLease('s', owner('b'), 30_000, true);
+      await expect(
+        store.writeValues(
+          's',
+          [
+            ['pre-key-1', null],
+            ['pre-key-2', '"a2"'],
+          ],
+          fenced('a'),
+        ),
+      ).rejects.toMatchObject({ code: 'E_LEASE_LOST' });
+      await store.writeCreds('s', '{"nextPreKeyId":9}', unpaired, fenced('b'));
+      await expect(store.writeCreds('s', '{"nextPreKeyId":2}', paired, fenced('a'))).rejects.toMatchObject({
+        code: 'E_LEASE_LOST',
+        exitCode: 6,
+      });
+      expect(await store.readValues('s', ['pre-key-1', 'pre-key-2'])).toEqual(new Map([['pre-key-1', '"a1"']]));
+      expect(await store.readCreds('s')).toBe('{"nextPreKeyId":9}');
+      expect(await store.getSession('s')).toMatchObject({ state: 'unpaired' });
+      // An expired lease fences out even its own owner; an unfenced write is unconditional as before.
+      await store.acquireLease('s', owner('b'), -1, true);
+      await expect(store.writeValues('s', [['pre-key-3', '"b3"']], fenced('b'))).rejects.toMatchObject({
+        code: 'E_LEASE_LOST',
+      });
+      await store.writeValues('s', [['pre-key-3', '"free"']]);
+      expect(await store.readValues('s', ['pre-key-3'])).toEqual(new Map([['pre-key-3', '"free"']]));
+    });
+
     it("renews all of one owner's leases at once", async () => {
       for (const id of ['a', 'b', 'c']) await store.createSession(id, null);
       await store.acquireLease('a', owner('d1'), 1000, false);
