@@ -1,4 +1,7 @@
 import { usageError } from './errors.js';
+import { hasUrlScheme, isPostgresUrl, postgresUrlProblem, redactDbUrl } from './store/db-url.js';
+
+export { isPostgresUrl };
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -91,7 +94,26 @@ export interface GlobalFlags {
 
 export const DEFAULT_DB = './data/wa.db';
 
-export const isPostgresUrl = (value: string): boolean => /^postgres(ql)?:\/\//i.test(value);
+/**
+ * A URL other than postgres(ql):// is refused rather than taken as a SQLite path (which would create
+ * directories named after it), and a PostgreSQL URL must parse. Messages show the URL redacted.
+ */
+function checkDb(db: string): void {
+  if (isPostgresUrl(db)) {
+    const problem = postgresUrlProblem(db);
+    if (problem) {
+      throw usageError('E_CONFIG', `invalid PostgreSQL URL ${redactDbUrl(db)}: ${problem}`, {
+        hint: 'wa --db postgres://user:password@host:5432/database status',
+      });
+    }
+  } else if (hasUrlScheme(db)) {
+    throw usageError(
+      'E_CONFIG',
+      `unsupported database URL ${redactDbUrl(db)}: use postgres:// or postgresql:// for PostgreSQL, or a file path for SQLite`,
+      { hint: 'wa --db ./data/wa.db status' },
+    );
+  }
+}
 
 /**
  * Flag, then environment, then default (README "Configuration"). Pure: env is a parameter, and this is the
@@ -104,6 +126,7 @@ export function resolveConfig(flags: GlobalFlags, env: Readonly<Record<string, s
   const db =
     nonEmpty(flags.db) ?? nonEmpty(env.WA_DB) ?? (databaseUrl && isPostgresUrl(databaseUrl) ? databaseUrl : DEFAULT_DB);
   if (flags.db === '') throw usageError('E_CONFIG', '--db must not be empty', { hint: 'wa --db ./data/wa.db status' });
+  checkDb(db);
 
   const wsUrl = nonEmpty(flags.wsUrl) ?? nonEmpty(env.WA_WS_URL);
   if (wsUrl !== undefined && !/^wss?:\/\/[^\s]+$/i.test(wsUrl)) {

@@ -196,6 +196,31 @@ describe('useSqliteAuthState', () => {
     db.close();
   });
 
+  it('refuses stored creds that are JSON but not a creds object (null, {}, [], "x", 0), leaving the row', async () => {
+    const auth = await open();
+    await auth.saveCreds();
+    const noNoiseKey = JSON.parse(
+      new Database(dbPath, { readonly: true })
+        .prepare("SELECT data_value FROM whatsapp_auth WHERE data_key = 'creds'")
+        .pluck()
+        .get() as string,
+    ) as Record<string, unknown>;
+    delete noNoiseKey.noiseKey;
+    for (const stored of ['null', '{}', '[]', '"x"', '0', 'true', JSON.stringify(noNoiseKey)]) {
+      const raw = new Database(dbPath);
+      raw.prepare("UPDATE whatsapp_auth SET data_value = ? WHERE data_key = 'creds'").run(stored);
+      raw.close();
+      await expect(useSqliteAuthState(dbPath, 's1'), stored).rejects.toMatchObject({
+        code: 'E_CORRUPT',
+        exitCode: 5,
+        message: expect.stringContaining("session 's1': stored value 'creds'") as string,
+      });
+      const db = new Database(dbPath, { readonly: true });
+      expect(db.prepare("SELECT data_value FROM whatsapp_auth WHERE data_key = 'creds'").pluck().get()).toBe(stored);
+      db.close();
+    }
+  });
+
   it('rejects an invalid session id', async () => {
     await expect(useSqliteAuthState(dbPath, '../x')).rejects.toMatchObject({ code: 'E_SESSION_ID', exitCode: 2 });
   });

@@ -1,6 +1,8 @@
 import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { useStoreAuthState } from '../src/auth/auth-state.js';
 import { usePostgresAuthState } from '../src/index.js';
+import { PostgresStore } from '../src/store/postgres.js';
 import { freshSchema, pgUrl } from './helpers/postgres.js';
 
 describe.skipIf(!pgUrl)('usePostgresAuthState', () => {
@@ -33,6 +35,34 @@ describe.skipIf(!pgUrl)('usePostgresAuthState', () => {
     await again.clear();
     expect(await again.state.keys.get('lid-mapping', ['1555'])).toEqual({ '1555': null });
     await again.close();
+  });
+
+  it('fences keys.set and saveCreds by the lease, and commits creds snapshots in call order', async () => {
+    const store = await PostgresStore.open(schema.url);
+    try {
+      await store.createSession('bot', null);
+      await store.acquireLease('bot', { ownerId: 'old', host: 'h', pid: 1 }, 30_000, false);
+      const auth = await useStoreAuthState(store, 'bot', { fence: 'old' });
+      // Many overlapping saves on a pool of connections: the last snapshot must be the one that stays.
+      const saves: Array<Promise<void>> = [];
+      for (let i = 1; i <= 30; i++) {
+        auth.state.creds.nextPreKeyId = i;
+        saves.push(auth.saveCreds());
+      }
+      await Promise.all(saves);
+      expect((JSON.parse((await store.readCreds('bot'))!) as { nextPreKeyId: number }).nextPreKeyId).toBe(30);
+
+      await store.acquireLease('bot', { ownerId: 'new', host: 'h', pid: 2 }, 30_000, true);
+      auth.state.creds.nextPreKeyId = 1;
+      await expect(auth.saveCreds()).rejects.toMatchObject({ code: 'E_LEASE_LOST', exitCode: 6 });
+      await expect(
+        auth.state.keys.set({ 'pre-key': { '5': { public: Buffer.alloc(32), private: Buffer.alloc(32) } } }),
+      ).rejects.toMatchObject({ code: 'E_LEASE_LOST' });
+      expect((JSON.parse((await store.readCreds('bot'))!) as { nextPreKeyId: number }).nextPreKeyId).toBe(30);
+      expect(await store.readValues('bot', ['pre-key-5'])).toEqual(new Map());
+    } finally {
+      await store.close();
+    }
   });
 
   it('accepts a pg.Pool and leaves it open', async () => {

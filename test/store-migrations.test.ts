@@ -2,7 +2,9 @@ import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SQLITE_SCHEMA_VERSION, SqliteStore } from '../src/store/sqlite.js';
+import { freshSchema, pgUrl } from './helpers/postgres.js';
 import { tempDir } from './helpers/temp.js';
+import { distUrl, race } from './unit/processes.js';
 
 describe('SQLite schema migrations', () => {
   let dir: Awaited<ReturnType<typeof tempDir>>;
@@ -32,5 +34,58 @@ describe('SQLite schema migrations', () => {
     expect(await upgraded.getSession('bot')).toMatchObject({ state: 'paired', jid: '1:1@s.whatsapp.net' });
     await upgraded.setMeta('k', 'v');
     await upgraded.close();
+  });
+});
+
+describe('concurrent first migration', () => {
+  let dir: Awaited<ReturnType<typeof tempDir>>;
+  beforeEach(async () => {
+    dir = await tempDir();
+  });
+  afterEach(() => dir.remove());
+
+  it('lets 6 processes open one new SQLite file at the same instant, all succeeding', async () => {
+    const path = join(dir.path, 'new.db');
+    const results = await race(
+      6,
+      (i) => `
+        const { SqliteStore } = await import(${JSON.stringify(distUrl('store/sqlite.js'))});
+        const store = new SqliteStore(${JSON.stringify(path)});
+        await store.createSession('s${i}', null);
+        await store.close();
+        process.stdout.write('opened\\n');
+      `,
+      dir.path,
+    );
+    for (const r of results) expect(r, r.stderr).toMatchObject({ code: 0, stdout: 'ready\nopened\n' });
+    const store = new SqliteStore(path);
+    expect((await store.listSessions()).map((s) => s.id)).toEqual(['s0', 's1', 's2', 's3', 's4', 's5']);
+    expect(store.db.pragma('user_version', { simple: true })).toBe(SQLITE_SCHEMA_VERSION);
+    await store.close();
+  });
+
+  it.skipIf(!pgUrl)('lets 6 processes open one new PostgreSQL schema at the same instant, all succeeding', async () => {
+    const schema = await freshSchema();
+    try {
+      const results = await race(
+        6,
+        (i) => `
+          const { PostgresStore } = await import(${JSON.stringify(distUrl('store/postgres.js'))});
+          const store = await PostgresStore.open(process.env.PG_URL);
+          await store.createSession('s${i}', null);
+          await store.close();
+          process.stdout.write('opened\\n');
+        `,
+        dir.path,
+        { PG_URL: schema.url },
+      );
+      for (const r of results) expect(r, r.stderr).toMatchObject({ code: 0, stdout: 'ready\nopened\n' });
+      const { PostgresStore } = await import('../src/store/postgres.js');
+      const store = await PostgresStore.open(schema.url);
+      expect((await store.listSessions()).map((s) => s.id)).toEqual(['s0', 's1', 's2', 's3', 's4', 's5']);
+      await store.close();
+    } finally {
+      await schema.drop();
+    }
   });
 });

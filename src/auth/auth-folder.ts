@@ -4,7 +4,7 @@
  */
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { usageError } from '../errors.js';
+import { storageError, usageError } from '../errors.js';
 import { CREDS_KEY, decodeValue, KEY_TYPES, keyTypeOf } from '../store/codec.js';
 import { summaryOf } from '../store/creds-summary.js';
 import type { CredsSummary } from '../store/types.js';
@@ -101,10 +101,41 @@ export async function readAuthFolder(dir: string): Promise<AuthFolder> {
 }
 
 /**
+ * Whether a stored data key may become the file `<key>.json` of an exported folder: `creds`, or a known key
+ * type followed by an id as `useMultiFileAuthState` names it (rc14's fixFileName has already turned `/`
+ * into `__` and `:` into `-`, so neither can remain), and a plain file name that cannot leave the folder.
+ * Keys in the database may come from foreign writers (the seed's table is adopted in place), so nothing
+ * about them is trusted: `pre-key-1/../../x` would otherwise be written outside the target.
+ */
+export function isExportableKey(dataKey: string): boolean {
+  if (dataKey === CREDS_KEY) return true;
+  if (keyTypeOf(dataKey) === undefined) return false;
+  // 250 + '.json' stays within the 255-byte file name limit of common filesystems.
+  return (
+    Buffer.byteLength(dataKey) <= 250 &&
+    !dataKey.includes('..') &&
+    // eslint-disable-next-line no-control-regex -- control characters (NUL included) are exactly what is refused
+    !/[/\\:\u0000-\u001f\u007f]/.test(dataKey)
+  );
+}
+
+/**
  * Writes the entries as a new `useMultiFileAuthState` folder (0700, files 0600). The target must not
  * exist or be empty. A new folder is written beside it and renamed into place, so a failure leaves nothing.
+ * Every key is checked before anything is written: one key that is not a plain file name of a known key
+ * type refuses the whole export (E_EXPORT_KEY, exit 5), and files are created exclusively (`wx`), so no
+ * two keys and no existing file can end up as one file.
  */
 export async function writeAuthFolder(dir: string, entries: ReadonlyArray<readonly [string, string]>): Promise<string> {
+  const bad = entries.map(([key]) => key).filter((key) => !isExportableKey(key));
+  if (bad.length > 0) {
+    const shown = bad.slice(0, 3).map((key) => JSON.stringify(key.length > 80 ? `${key.slice(0, 77)}...` : key));
+    throw storageError(
+      'E_EXPORT_KEY',
+      `refusing to export: ${bad.length === 1 ? 'a stored key is' : `${bad.length} stored keys are`} not a plain file name of a Baileys key type (${shown.join(', ')}${bad.length > 3 ? ', ...' : ''}); nothing was written`,
+      { hint: 'remove those rows from whatsapp_auth (they were not written by wa or Baileys)' },
+    );
+  }
   const path = resolve(dir);
   const existing = await readdir(path).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return undefined;
@@ -121,7 +152,7 @@ export async function writeAuthFolder(dir: string, entries: ReadonlyArray<readon
       await Promise.all(
         entries
           .slice(i, i + 32)
-          .map(([dataKey, value]) => writeFile(join(target, `${dataKey}.json`), value, { mode: 0o600 })),
+          .map(([dataKey, value]) => writeFile(join(target, `${dataKey}.json`), value, { mode: 0o600, flag: 'wx' })),
       );
     }
   };

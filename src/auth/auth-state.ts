@@ -30,10 +30,45 @@ function decodeStored(sessionId: string, dataKey: string, text: string): unknown
   }
 }
 
-/** Reads a session's creds as Baileys will see them; undefined when none are stored. */
+const isKeyPair = (value: unknown): boolean => {
+  const pair = value as { public?: unknown; private?: unknown } | null | undefined;
+  return Buffer.isBuffer(pair?.public) && Buffer.isBuffer(pair?.private);
+};
+
+/**
+ * What every creds object Baileys writes has (initAuthCreds sets them all, and they never go away); a
+ * stored value without them (JSON null, {}, [], "x", 0 from a foreign writer or a bug) is not creds, and
+ * handing it to Baileys would make it crash or, worse, silently start a new identity.
+ */
+function credsProblem(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return `is ${value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`}, not a creds object`;
+  }
+  const creds = value as Record<string, unknown>;
+  const missing = [
+    !isKeyPair(creds.noiseKey) && 'noiseKey',
+    !isKeyPair(creds.signedIdentityKey) && 'signedIdentityKey',
+    typeof creds.registrationId !== 'number' && 'registrationId',
+  ].filter((name): name is string => typeof name === 'string');
+  return missing.length > 0 ? `is not Baileys credentials (missing or invalid: ${missing.join(', ')})` : undefined;
+}
+
+/**
+ * Reads a session's creds as Baileys will see them; undefined only when no creds row exists. A row that
+ * is not valid JSON, or not a creds object, is E_CORRUPT (exit 5) naming the session and key; the row is
+ * left as it is (never replaced by fresh creds).
+ */
 export async function loadCreds(store: SessionStore, sessionId: string): Promise<AuthenticationCreds | undefined> {
   const text = await store.readCreds(sessionId);
-  return text === undefined ? undefined : (decodeStored(sessionId, CREDS_KEY, text) as AuthenticationCreds);
+  if (text === undefined) return undefined;
+  const value = decodeStored(sessionId, CREDS_KEY, text);
+  const problem = credsProblem(value);
+  if (problem) {
+    throw storageError('E_CORRUPT', `session '${sessionId}': stored value '${CREDS_KEY}' ${problem}`, {
+      hint: `wa logout ${sessionId} --force, then wa connect ${sessionId}`,
+    });
+  }
+  return value as AuthenticationCreds;
 }
 
 /**
@@ -42,12 +77,26 @@ export async function loadCreds(store: SessionStore, sessionId: string): Promise
  * Unlike the file store it never turns unreadable creds into fresh ones (a new identity, a new QR):
  * corrupt data throws a storage error naming the session and key.
  */
-export async function useStoreAuthState(store: SessionStore, sessionId: string): Promise<StoreAuthState> {
+export interface StoreAuthStateOptions {
+  /**
+   * The lease owner id of this process: every keys.set and saveCreds then commits only while that owner
+   * holds the session's live lease, and throws E_LEASE_LOST (applying nothing) once it does not.
+   */
+  fence?: string | undefined;
+}
+
+export async function useStoreAuthState(
+  store: SessionStore,
+  sessionId: string,
+  options: StoreAuthStateOptions = {},
+): Promise<StoreAuthState> {
+  const writeOptions = { fence: options.fence };
   assertSessionId(sessionId);
   // Baileys is loaded only here (library users and socket-opening commands have it loaded anyway).
   const { initAuthCreds, proto } = await import('@whiskeysockets/baileys');
   await store.ensureSession(sessionId);
-  const creds = (await loadCreds(store, sessionId)) ?? initAuthCreds();
+  const stored = await loadCreds(store, sessionId);
+  const creds = stored === undefined ? initAuthCreds() : stored;
 
   const keys = {
     async get<T extends keyof SignalDataTypeMap>(
@@ -80,13 +129,25 @@ export async function useStoreAuthState(store: SessionStore, sessionId: string):
         }
       }
       // One call, one transaction: Baileys retries a commit that throws, so it must never half-apply.
-      await store.writeValues(sessionId, changes);
+      await store.writeValues(sessionId, changes, writeOptions);
     },
+  };
+
+  // Creds writes of this session run one after another, each encoding `creds` when its turn comes: on a
+  // pool (PostgreSQL) two overlapping writes could otherwise commit out of order, an older snapshot last,
+  // rolling back e.g. nextPreKeyId. A failed write fails its caller only; the chain goes on.
+  let credsChain: Promise<void> = Promise.resolve();
+  const saveCreds = (): Promise<void> => {
+    const write = credsChain.then(() =>
+      store.writeCreds(sessionId, encodeValue(creds), summaryOf(creds), writeOptions),
+    );
+    credsChain = write.catch(() => undefined);
+    return write;
   };
 
   return {
     state: { creds, keys },
-    saveCreds: () => store.writeCreds(sessionId, encodeValue(creds), summaryOf(creds)),
+    saveCreds,
     clear: () => store.clearAuth(sessionId),
   };
 }

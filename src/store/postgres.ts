@@ -5,16 +5,21 @@
  */
 import pg from 'pg';
 import { storageError, usageError, WaError } from '../errors.js';
+import { SESSION_ID_PATTERN } from '../session-id.js';
 import type {
   CredsSummary,
   Lease,
+  MetaInsert,
   LeaseResult,
   SessionPatch,
   SessionRecord,
   SessionStore,
   Takeover,
   ValueChange,
+  WriteOptions,
 } from './types.js';
+import { leaseLostError } from './fence.js';
+import { redactDbUrl } from './db-url.js';
 import { toSessionRecord, type SessionRow } from './session-row.js';
 
 /** The schema version this code writes; kept in wa_meta under 'schema_version'. */
@@ -69,16 +74,8 @@ const sessionSelect = (checkCreds: boolean): string => `
   LEFT JOIN wa_leases l ON l.session_id = s.id AND l.expires_at > ${DB_NOW}
   ${checkCreds ? "LEFT JOIN whatsapp_auth a ON a.session_id = s.id AND a.data_key = 'creds'" : ''}`;
 
-/** A URL fit to print: the password is never shown. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return 'postgres://(unparseable URL)';
-  }
-}
+/** A URL fit to print: no password (user-info or query parameter) is ever shown. */
+export const redactUrl = redactDbUrl;
 
 /** Turns pg's and the network's errors into what a user can act on. */
 function translate(error: unknown, location: string): Error {
@@ -114,6 +111,18 @@ function translate(error: unknown, location: string): Error {
     case '42501':
       return storageError('E_DB_PERMISSION', `PostgreSQL denied access on ${location}: ${message}`, { cause: error });
   }
+  // node-postgres parses the URL only on its first connect; resolveConfig checks the URLs it is given, and
+  // this catches what reaches the library (startSessions, usePostgresAuthState) unchecked.
+  if ((e.code === 'ERR_INVALID_URL' || error instanceof URIError) && !(error instanceof WaError)) {
+    return usageError('E_DB_URL', `invalid PostgreSQL URL ${location}: ${message}`); // no cause: it holds the raw URL
+  }
+  // A certificate or key file named in the URL (sslcert, sslkey, sslrootcert) that cannot be read; its path
+  // is not repeated, as the URL shows it redacted.
+  if ((e.code === 'ENOENT' || e.code === 'EACCES') && (error as { syscall?: string }).syscall === 'open') {
+    return usageError('E_DB_URL', `cannot read a file named in the PostgreSQL URL ${location} (${e.code})`, {
+      hint: 'check the sslcert, sslkey and sslrootcert paths in the URL',
+    });
+  }
   if (/timeout|terminated|Connection terminated|ECONNRESET/i.test(message)) {
     return storageError('E_DB_UNREACHABLE', `lost the connection to PostgreSQL at ${location}: ${message}`, {
       cause: error,
@@ -132,6 +141,7 @@ export class PostgresStore implements SessionStore {
   readonly location: string;
   readonly pool: pg.Pool;
   private readonly ownsPool: boolean;
+  #skippedIds: readonly string[] = [];
 
   private constructor(pool: pg.Pool, location: string, ownsPool: boolean) {
     this.pool = pool;
@@ -244,11 +254,20 @@ export class PostgresStore implements SessionStore {
     }
   }
 
+  get skippedIds(): readonly string[] {
+    return this.#skippedIds;
+  }
+
+  /** Adopts sessions that have creds in `whatsapp_auth` but no registry row; invalid ids go to skippedIds. */
   private async adoptOrphans(): Promise<void> {
-    const orphans = await this.query<{ session_id: string; data_value: string }>(
+    const found = await this.query<{ session_id: string; data_value: string }>(
       `SELECT session_id, data_value FROM whatsapp_auth
        WHERE data_key = 'creds' AND NOT EXISTS (SELECT 1 FROM wa_sessions s WHERE s.id = session_id)`,
     );
+    this.#skippedIds = found.rows
+      .filter((row) => !SESSION_ID_PATTERN.test(row.session_id))
+      .map((row) => row.session_id);
+    const orphans = { rows: found.rows.filter((row) => SESSION_ID_PATTERN.test(row.session_id)) };
     if (orphans.rows.length === 0) return;
     const { summarizeCreds } = await import('./creds-summary.js');
     const at = new Date().toISOString();
@@ -334,8 +353,9 @@ export class PostgresStore implements SessionStore {
     return result.rows[0]?.data_value;
   }
 
-  writeCreds(id: string, value: string, summary: CredsSummary): Promise<void> {
+  writeCreds(id: string, value: string, summary: CredsSummary, options: WriteOptions = {}): Promise<void> {
     return this.tx(async (client) => {
+      await lockForWrite(client, id, options.fence);
       const at = new Date().toISOString();
       await client.query(
         `INSERT INTO whatsapp_auth (session_id, data_key, data_value, updated_at) VALUES ($1, 'creds', $2, now())
@@ -361,7 +381,7 @@ export class PostgresStore implements SessionStore {
     return found;
   }
 
-  async writeValues(id: string, changes: readonly ValueChange[]): Promise<void> {
+  async writeValues(id: string, changes: readonly ValueChange[], options: WriteOptions = {}): Promise<void> {
     if (changes.length === 0) return;
     // The last change to a key wins, as in a sequential apply; one statement may not touch a row twice.
     const final = new Map<string, string | null>();
@@ -378,6 +398,7 @@ export class PostgresStore implements SessionStore {
       }
     }
     await this.tx(async (client) => {
+      if (options.fence !== undefined) await lockForWrite(client, id, options.fence);
       if (deleteKeys.length > 0) {
         await client.query(`DELETE FROM whatsapp_auth WHERE session_id = $1 AND data_key = ANY($2::text[])`, [
           id,
@@ -495,6 +516,30 @@ export class PostgresStore implements SessionStore {
     );
   }
 
+  insertMetaIfAbsent(key: string, value: string, options: { unlessValues?: boolean } = {}): Promise<MetaInsert> {
+    return this.tx(async (client): Promise<MetaInsert> => {
+      if (options.unlessValues) {
+        // SHARE mode waits for transactions writing values and holds off new ones until this commits, so
+        // "no values yet" stays true until the meta entry is in; two initializers do not block each other.
+        await client.query(`LOCK TABLE whatsapp_auth IN SHARE MODE`);
+      }
+      const stored = await client.query<{ value: string }>(`SELECT value FROM wa_meta WHERE key = $1`, [key]);
+      if (stored.rows[0]) return { value: stored.rows[0].value, inserted: false };
+      if (options.unlessValues && (await client.query(`SELECT 1 FROM whatsapp_auth LIMIT 1`)).rows.length > 0) {
+        return { value: undefined, inserted: false };
+      }
+      // A concurrent initializer may insert between the read and here: its row wins (DO NOTHING waits for
+      // its commit), and the value it stored is read back and returned.
+      const inserted = await client.query(
+        `INSERT INTO wa_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING`,
+        [key, value],
+      );
+      if (inserted.rowCount === 1) return { value, inserted: true };
+      const winner = await client.query<{ value: string }>(`SELECT value FROM wa_meta WHERE key = $1`, [key]);
+      return { value: winner.rows[0]!.value, inserted: false };
+    });
+  }
+
   async hasValues(): Promise<boolean> {
     return (await this.query(`SELECT 1 FROM whatsapp_auth LIMIT 1`)).rows.length > 0;
   }
@@ -539,6 +584,25 @@ export class PostgresStore implements SessionStore {
   async close(): Promise<void> {
     if (this.ownsPool) await this.pool.end().catch(() => undefined);
   }
+}
+
+/**
+ * Locks what a write must not race with, inside its transaction. Fenced: the session's lease row, which
+ * must have the fence as owner and not have expired by the database's clock; FOR UPDATE holds off a
+ * takeover (or renewal) until this write commits, and a write that waited for a takeover re-reads the row
+ * and finds the new owner. Unfenced creds writes lock the registry row, so creds writes of one session
+ * commit one at a time (the order within a process is kept by useStoreAuthState's chain).
+ */
+async function lockForWrite(client: pg.PoolClient, id: string, fence: string | undefined): Promise<void> {
+  if (fence === undefined) {
+    await client.query(`SELECT 1 FROM wa_sessions WHERE id = $1 FOR UPDATE`, [id]);
+    return;
+  }
+  const held = await client.query(
+    `SELECT 1 FROM wa_leases WHERE session_id = $1 AND owner_id = $2 AND expires_at > ${DB_NOW} FOR UPDATE`,
+    [id, fence],
+  );
+  if (held.rows.length === 0) throw leaseLostError(id, fence);
 }
 
 /** Paired/unpaired from a creds write; stop states (logged_out, replaced) stay until a connect or logout. */

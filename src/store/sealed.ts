@@ -23,12 +23,14 @@ import { CREDS_KEY, ENCRYPTION_META_KEY } from './codec.js';
 import type {
   CredsSummary,
   Lease,
+  MetaInsert,
   LeaseResult,
   SessionPatch,
   SessionRecord,
   SessionStore,
   Takeover,
   ValueChange,
+  WriteOptions,
 } from './types.js';
 
 export { ENCRYPTION_META_KEY };
@@ -211,8 +213,12 @@ export interface SealedStoreOptions {
   cost?: ScryptCost | undefined;
 }
 
-/** Thrown inside the initialization transaction when a value appeared meanwhile; never escapes. */
-class InitRace extends Error {}
+const clearValuesError = (location: string): WaError =>
+  storageError(
+    'E_NOT_SEALED',
+    `WA_SECRET is set, but the database ${location} holds values stored in clear; wa never mixes sealed and clear values`,
+    { hint: 'seal it once with WA_NEW_SECRET=<secret> wa rekey, then run with WA_SECRET=<secret>' },
+  );
 
 /**
  * Wraps a backend. Whether the database is encrypted, and whether the secret fits, is settled lazily on the
@@ -241,6 +247,10 @@ export class SealedStore implements SessionStore {
     return this.inner.location;
   }
 
+  get skippedIds(): readonly string[] {
+    return this.inner.skippedIds;
+  }
+
   /** Settles the encryption state now (commands that open sockets call it first, to fail before taking leases). */
   async unlock(): Promise<void> {
     await this.sealer();
@@ -255,37 +265,27 @@ export class SealedStore implements SessionStore {
     return this.#sealer;
   }
 
-  private async resolve(attempt = 0): Promise<Sealer | null> {
+  private async resolve(): Promise<Sealer | null> {
     const params = parseEncryptionParams(await this.inner.getMeta(ENCRYPTION_META_KEY), this.location);
     if (params) {
       if (this.#secret === undefined) throw secretRequiredError(this.location);
       return openSealer(this.#secret, params, this.location);
     }
     if (this.#secret === undefined) return null;
-    if (await this.inner.hasValues()) {
-      throw storageError(
-        'E_NOT_SEALED',
-        `WA_SECRET is set, but the database ${this.location} holds values stored in clear; wa never mixes sealed and clear values`,
-        { hint: 'seal it once with WA_NEW_SECRET=<secret> wa rekey, then run with WA_SECRET=<secret>' },
-      );
-    }
+    if (await this.inner.hasValues()) throw clearValuesError(this.location);
     // A read-only open of an empty database has nothing to unseal, and may not write the parameters.
     if (!this.#writable) return null;
     const created = await createSealer(this.#secret, this.#cost);
-    try {
-      // rewriteAll is one transaction that visits every value: if another process stored one since the
-      // check above, this throws and rolls back instead of writing parameters its values do not match.
-      await this.inner.rewriteAll(
-        () => {
-          throw new InitRace();
-        },
-        { [ENCRYPTION_META_KEY]: JSON.stringify(created.params) },
-      );
-    } catch (error) {
-      if (error instanceof InitRace && attempt === 0) return this.resolve(1);
-      throw error;
-    }
-    return created.sealer;
+    // Several processes may seal a new database at once (replicas starting together): the parameters are
+    // inserted only if absent, together with the "no values yet" check, in one transaction. The first
+    // writer's salt wins; every other process derives its key from the stored parameters instead of its own.
+    const claim = await this.inner.insertMetaIfAbsent(ENCRYPTION_META_KEY, JSON.stringify(created.params), {
+      unlessValues: true,
+    });
+    if (claim.inserted) return created.sealer;
+    if (claim.value === undefined) throw clearValuesError(this.location);
+    const stored = parseEncryptionParams(claim.value, this.location)!;
+    return openSealer(this.#secret, stored, this.location);
   }
 
   /** Seals one value as this store would store it (tests use it to write raw rows). */
@@ -345,9 +345,9 @@ export class SealedStore implements SessionStore {
     return sealer && stored !== undefined ? sealer.unseal(stored, id, CREDS_KEY) : stored;
   }
 
-  async writeCreds(id: string, value: string, summary: CredsSummary): Promise<void> {
+  async writeCreds(id: string, value: string, summary: CredsSummary, options?: WriteOptions): Promise<void> {
     const sealer = await this.sealer();
-    await this.inner.writeCreds(id, sealer ? sealer.seal(value, id, CREDS_KEY) : value, summary);
+    await this.inner.writeCreds(id, sealer ? sealer.seal(value, id, CREDS_KEY) : value, summary, options);
   }
 
   async readValues(id: string, dataKeys: readonly string[]): Promise<Map<string, string>> {
@@ -357,13 +357,14 @@ export class SealedStore implements SessionStore {
     return new Map([...found].map(([key, value]) => [key, sealer.unseal(value, id, key)]));
   }
 
-  async writeValues(id: string, changes: readonly ValueChange[]): Promise<void> {
+  async writeValues(id: string, changes: readonly ValueChange[], options?: WriteOptions): Promise<void> {
     const sealer = await this.sealer();
     await this.inner.writeValues(
       id,
       sealer
         ? changes.map(([key, value]): ValueChange => [key, value === null ? null : sealer.seal(value, id, key)])
         : changes,
+      options,
     );
   }
 
@@ -412,6 +413,11 @@ export class SealedStore implements SessionStore {
 
   hasValues(): Promise<boolean> {
     return this.inner.hasValues();
+  }
+
+  insertMetaIfAbsent(key: string, value: string, options?: { unlessValues?: boolean }): Promise<MetaInsert> {
+    if (key === ENCRYPTION_META_KEY) throw new Error('SealedStore.insertMetaIfAbsent cannot set the encryption meta');
+    return this.inner.insertMetaIfAbsent(key, value, options);
   }
 
   /**

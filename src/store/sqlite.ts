@@ -3,19 +3,23 @@ import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { storageError, usageError, WaError } from '../errors.js';
+import { SESSION_ID_PATTERN } from '../session-id.js';
 import { CREDS_KEY } from './codec.js';
 import { summarizeCreds } from './creds-summary.js';
 import { toSessionRecord, type SessionRow } from './session-row.js';
 import type {
   CredsSummary,
   Lease,
+  MetaInsert,
   LeaseResult,
   SessionPatch,
   SessionRecord,
   SessionStore,
   Takeover,
   ValueChange,
+  WriteOptions,
 } from './types.js';
+import { leaseLostError } from './fence.js';
 
 /** The schema version this code writes; a database with a higher `user_version` is refused. */
 export const SQLITE_SCHEMA_VERSION = 2;
@@ -79,6 +83,24 @@ const MIGRATIONS: ReadonlyArray<(db: Db) => void> = [
 
 const now = (): string => new Date().toISOString();
 
+/**
+ * better-sqlite3 is synchronous: while SQLite waits for another process's lock (busy_timeout), the whole
+ * event loop waits with it — lease renewals, sockets, HTTP. So SQLite itself waits only BUSY_TIMEOUT_MS,
+ * and a store operation that still finds the database locked is retried after a timer (the event loop
+ * runs meanwhile), for BUSY_PATIENCE_MS in all before E_DB_BUSY. Opening (migrations) is synchronous and
+ * keeps SQLite's own longer wait: it happens once, before the process does anything else.
+ */
+const BUSY_TIMEOUT_MS = 20;
+const OPEN_BUSY_TIMEOUT_MS = 5000;
+export const BUSY_PATIENCE_MS = 10_000;
+
+const isBusy = (error: unknown): boolean => {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
+};
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
 /** Maps SQLite's error codes to what a user can act on. */
 function translate(error: unknown, location: string): Error {
   // Non-SQLite errors (bugs, closed connections) pass through unchanged and surface as unexpected.
@@ -105,9 +127,11 @@ function translate(error: unknown, location: string): Error {
   if (code.startsWith('SQLITE_CORRUPT'))
     return storageError('E_DB_CORRUPT', `the database ${location} is corrupt`, { cause: error });
   if (code.startsWith('SQLITE_BUSY'))
-    return storageError('E_DB_BUSY', `the database ${location} stayed locked by another process for 5 s`, {
-      cause: error,
-    });
+    return storageError(
+      'E_DB_BUSY',
+      `the database ${location} stayed locked by another process for ${BUSY_PATIENCE_MS / 1000} s`,
+      { cause: error },
+    );
   if (code === 'SQLITE_FULL' || code.startsWith('SQLITE_IOERR'))
     return storageError('E_DB_IO', `cannot write to the database ${location}: ${(error as Error).message}`, {
       cause: error,
@@ -178,6 +202,7 @@ export class SqliteStore implements SessionStore {
   private readonly ownsDb: boolean;
   private readonly readonly: boolean;
   private readonly stmts: Statements;
+  #skippedIds: readonly string[] = [];
 
   /**
    * Opens (creating and migrating as needed) a wa database. `target` is a file path, `:memory:`, or an
@@ -198,6 +223,7 @@ export class SqliteStore implements SessionStore {
       this.configure();
       this.migrate();
       this.stmts = prepare(this.db);
+      this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     } catch (error) {
       if (this.ownsDb) this.db.close();
       throw translate(error, this.location);
@@ -210,8 +236,9 @@ export class SqliteStore implements SessionStore {
     } else {
       this.db.pragma('journal_mode = WAL');
     }
-    // Readers (wa status) and writers (a daemon) in other processes wait for each other instead of failing.
-    this.db.pragma('busy_timeout = 5000');
+    // Readers (wa status) and writers (a daemon) in other processes wait for each other instead of failing:
+    // SQLite waits this long while opening, and run() retries asynchronously afterwards (see BUSY_TIMEOUT_MS).
+    this.db.pragma(`busy_timeout = ${OPEN_BUSY_TIMEOUT_MS}`);
     // FULL, not WAL's usual NORMAL: NORMAL may lose the last commits on power loss, and a lost ratchet or
     // pre-key write means undecryptable messages or a broken login. Auth writes are small and rare
     // enough (a handful per message) that one fsync per commit costs little; bench:store measures it.
@@ -219,7 +246,27 @@ export class SqliteStore implements SessionStore {
   }
 
   private migrate(): void {
-    const version = this.db.pragma('user_version', { simple: true }) as number;
+    // Fast path without a lock: the version only ever grows, so an up-to-date schema stays up to date.
+    const seen = this.db.pragma('user_version', { simple: true }) as number;
+    if (seen === SQLITE_SCHEMA_VERSION) return;
+    if (this.readonly || seen > SQLITE_SCHEMA_VERSION) {
+      this.checkVersion(seen);
+      return;
+    }
+    // Several processes may open a new file at the same instant: the version is read again under the
+    // write lock (BEGIN IMMEDIATE), so exactly one migrates and the others find the schema done.
+    this.db
+      .transaction(() => {
+        const version = this.db.pragma('user_version', { simple: true }) as number;
+        this.checkVersion(version);
+        for (let v = version; v < SQLITE_SCHEMA_VERSION; v++) MIGRATIONS[v]!(this.db);
+        if (version !== SQLITE_SCHEMA_VERSION) this.db.pragma(`user_version = ${SQLITE_SCHEMA_VERSION}`);
+      })
+      .immediate();
+  }
+
+  /** Refuses a schema this wa cannot use: newer than it knows, or older on a read-only connection. */
+  private checkVersion(version: number): void {
     if (version > SQLITE_SCHEMA_VERSION) {
       throw storageError(
         'E_SCHEMA_NEWER',
@@ -227,33 +274,49 @@ export class SqliteStore implements SessionStore {
         { hint: 'upgrade wa (npm install -g wa@latest)' },
       );
     }
-    if (version === SQLITE_SCHEMA_VERSION) return;
-    if (this.readonly) {
+    if (version < SQLITE_SCHEMA_VERSION && this.readonly) {
       throw storageError(
         'E_SCHEMA_OLD',
         `the database ${this.location} needs a schema upgrade (v${version} to v${SQLITE_SCHEMA_VERSION}), which needs write access`,
         { hint: `make ${this.location} writable and run any wa command once` },
       );
     }
-    this.db
-      .transaction(() => {
-        for (let v = version; v < SQLITE_SCHEMA_VERSION; v++) MIGRATIONS[v]!(this.db);
-        this.db.pragma(`user_version = ${SQLITE_SCHEMA_VERSION}`);
-      })
-      .immediate();
   }
 
-  private run<T>(fn: () => T): Promise<T> {
-    try {
-      return Promise.resolve(fn());
-    } catch (error) {
-      return Promise.reject(translate(error, this.location));
+  /**
+   * Runs one store operation. The first attempt runs synchronously, as before; while the database is locked
+   * by another process (SQLITE_BUSY after SQLite's short wait), it is retried on a timer with backoff, so
+   * the event loop keeps running, until BUSY_PATIENCE_MS have passed. Retrying is safe: a busy statement
+   * or BEGIN IMMEDIATE applied nothing, and a failed transaction was rolled back whole.
+   */
+  private async run<T>(fn: () => T): Promise<T> {
+    const started = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return fn();
+      } catch (error) {
+        if (!isBusy(error) || Date.now() - started >= BUSY_PATIENCE_MS) throw translate(error, this.location);
+      }
+      // 5 ms doubling to 100 ms, with jitter so waiting processes do not retry in lockstep.
+      await sleep(Math.min(5 * 2 ** attempt, 100) * (0.5 + Math.random()));
     }
+  }
+
+  get skippedIds(): readonly string[] {
+    return this.#skippedIds;
+  }
+
+  /** Sessions with creds in `whatsapp_auth` and no registry row whose ids are valid; the others are noted in skippedIds. */
+  private orphans(): Array<{ session_id: string; data_value: string }> {
+    const all = this.stmts.orphans.all() as Array<{ session_id: string; data_value: string }>;
+    const valid = all.filter((row) => SESSION_ID_PATTERN.test(row.session_id));
+    this.#skippedIds = all.filter((row) => !SESSION_ID_PATTERN.test(row.session_id)).map((row) => row.session_id);
+    return valid;
   }
 
   /** Adopts sessions that have creds in `whatsapp_auth` but no registry row (a seed database, or foreign writers). */
   private adoptOrphans(): void {
-    const orphans = this.stmts.orphans.all() as Array<{ session_id: string; data_value: string }>;
+    const orphans = this.orphans();
     if (orphans.length === 0 || this.readonly) return;
     const at = now();
     this.db
@@ -277,12 +340,7 @@ export class SqliteStore implements SessionStore {
       // In read-only mode orphans cannot be registered, so they are listed as derived from their creds.
       const rows = (this.stmts.listSessions.all() as SqliteSessionRow[]).map(toRecord);
       if (this.readonly) {
-        for (const { session_id, data_value } of this.stmts.orphans.all() as Array<{
-          session_id: string;
-          data_value: string;
-        }>) {
-          rows.push(orphanRecord(session_id, data_value));
-        }
+        for (const { session_id, data_value } of this.orphans()) rows.push(orphanRecord(session_id, data_value));
         rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
       }
       return rows;
@@ -295,6 +353,10 @@ export class SqliteStore implements SessionStore {
       if (!row) {
         const creds = this.stmts.readCreds.get(id) as { data_value: string } | undefined;
         if (!creds) return undefined;
+        if (!SESSION_ID_PATTERN.test(id)) {
+          this.#skippedIds = [id];
+          return undefined;
+        }
         if (this.readonly) return orphanRecord(id, creds.data_value);
         this.adoptOrphans();
         row = this.stmts.getSession.get(id) as SqliteSessionRow | undefined;
@@ -360,9 +422,9 @@ export class SqliteStore implements SessionStore {
     return this.run(() => (this.stmts.readCreds.get(id) as { data_value: string } | undefined)?.data_value);
   }
 
-  writeCreds(id: string, value: string, summary: CredsSummary): Promise<void> {
+  writeCreds(id: string, value: string, summary: CredsSummary, options: WriteOptions = {}): Promise<void> {
     return this.run(() => {
-      this.stmts.writeCredsTx.immediate(id, value, summary, now());
+      this.stmts.writeCredsTx.immediate(id, value, summary, now(), options.fence);
     });
   }
 
@@ -376,9 +438,9 @@ export class SqliteStore implements SessionStore {
     });
   }
 
-  writeValues(id: string, changes: readonly ValueChange[]): Promise<void> {
+  writeValues(id: string, changes: readonly ValueChange[], options: WriteOptions = {}): Promise<void> {
     return this.run(() => {
-      if (changes.length > 0) this.stmts.writeValuesTx.immediate(id, changes, now());
+      if (changes.length > 0) this.stmts.writeValuesTx.immediate(id, changes, now(), options.fence);
     });
   }
 
@@ -459,6 +521,21 @@ export class SqliteStore implements SessionStore {
     return this.run(() => {
       this.stmts.setMeta.run(key, value);
     });
+  }
+
+  insertMetaIfAbsent(key: string, value: string, options: { unlessValues?: boolean } = {}): Promise<MetaInsert> {
+    return this.run(() =>
+      this.db
+        .transaction((): MetaInsert => {
+          const stored = (this.stmts.getMeta.get(key) as { value: string } | undefined)?.value;
+          if (stored !== undefined) return { value: stored, inserted: false };
+          if (options.unlessValues && this.stmts.anyValue.get() !== undefined)
+            return { value: undefined, inserted: false };
+          this.stmts.setMeta.run(key, value);
+          return { value, inserted: true };
+        })
+        .immediate(),
+    );
   }
 
   hasValues(): Promise<boolean> {
@@ -568,9 +645,15 @@ type Statements = {
   deleteMeta: Statement;
   anyValue: Statement;
   deleteLease: Statement;
-  writeValuesTx: Transaction<[id: string, changes: readonly ValueChange[], at: string]>;
-  writeCredsTx: Transaction<[id: string, value: string, summary: CredsSummary, at: string]>;
+  holdsLease: Statement;
+  writeValuesTx: Transaction<[id: string, changes: readonly ValueChange[], at: string, fence: string | undefined]>;
+  writeCredsTx: Transaction<[id: string, value: string, summary: CredsSummary, at: string, fence: string | undefined]>;
 };
+
+/** Inside a write transaction (which holds the write lock, so no takeover can interleave): the fence holds. */
+function checkFence(s: Statements, id: string, fence: string | undefined): void {
+  if (fence !== undefined && s.holdsLease.get(id, fence) === undefined) throw leaseLostError(id, fence);
+}
 
 function prepare(db: Db): Statements {
   const s: Statements = lazy<Statements>({
@@ -633,15 +716,23 @@ function prepare(db: Db): Statements {
     anyValue: () => db.prepare(`SELECT 1 FROM whatsapp_auth LIMIT 1`),
     renewLeases: () => db.prepare(`UPDATE wa_leases SET expires_at = ? WHERE owner_id = ? RETURNING session_id`),
     deleteLease: () => db.prepare(`DELETE FROM wa_leases WHERE session_id = ?`),
+    // The same expiry rule as every lease reader (sessionSelect): SQLite's clock, in epoch milliseconds.
+    holdsLease: () =>
+      db.prepare(
+        `SELECT 1 FROM wa_leases WHERE session_id = ? AND owner_id = ?
+           AND expires_at > CAST(unixepoch('subsec') * 1000 AS INTEGER)`,
+      ),
     writeValuesTx: () =>
-      db.transaction((id: string, changes: readonly ValueChange[], at: string) => {
+      db.transaction((id: string, changes: readonly ValueChange[], at: string, fence: string | undefined) => {
+        checkFence(s, id, fence);
         for (const [key, value] of changes) {
           if (value === null) s.deleteValue.run(id, key);
           else s.upsertValue.run(id, key, value, at);
         }
       }),
     writeCredsTx: () =>
-      db.transaction((id: string, value: string, summary: CredsSummary, at: string) => {
+      db.transaction((id: string, value: string, summary: CredsSummary, at: string, fence: string | undefined) => {
+        checkFence(s, id, fence);
         s.upsertValue.run(id, 'creds', value, at);
         s.insertSession.run(id, null, at);
         s.applySummary.run({ id, paired: summary.paired ? 1 : 0, jid: summary.jid, name: summary.name, at });

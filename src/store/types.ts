@@ -59,13 +59,38 @@ export type Takeover = boolean | { from: string };
 
 export type LeaseResult = { acquired: true; lease: Lease } | { acquired: false; holder: Lease };
 
+export interface WriteOptions {
+  /**
+   * The writer's lease owner id. When given, the write is checked inside its own transaction: it applies
+   * only while the session's lease row has this owner and has not expired by the database's clock (the
+   * clock each backend times leases by); otherwise it throws E_LEASE_LOST (exit 6) and applies nothing. So a
+   * deposed owner can never commit over the new owner's state.
+   */
+  fence?: string | undefined;
+}
+
+export interface MetaInsert {
+  /** The stored value; undefined only when `unlessValues` found auth values and nothing was set. */
+  value: string | undefined;
+  inserted: boolean;
+}
+
 export interface SessionStore {
   readonly backend: 'sqlite' | 'postgres';
   /** Where the data lives, fit to print (a path, or a URL without its password). */
   readonly location: string;
 
-  /** Every session, registered or found in `whatsapp_auth` only (those are adopted), ordered by id. */
+  /**
+   * Every session, registered or found in `whatsapp_auth` only (those are adopted), ordered by id. Ids found
+   * there that are not valid session ids (SESSION_ID_PATTERN) are neither adopted nor listed: see skippedIds.
+   */
   listSessions(): Promise<SessionRecord[]>;
+  /**
+   * Session ids found in `whatsapp_auth` without a registry row that were not adopted because they are not
+   * valid session ids (foreign writers), as seen by the last listSessions/getSession/createSession; the
+   * CLI can warn about them. Their rows are left untouched.
+   */
+  readonly skippedIds: readonly string[];
   getSession(id: string): Promise<SessionRecord | undefined>;
   /** Registers a new session; throws E_SESSION_EXISTS (exit 2) when the id is taken. */
   createSession(id: string, label: string | null): Promise<SessionRecord>;
@@ -76,12 +101,12 @@ export interface SessionStore {
   updateSession(id: string, patch: SessionPatch): Promise<void>;
 
   readCreds(id: string): Promise<string | undefined>;
-  /** Saves the whole creds value and its summary in one transaction. */
-  writeCreds(id: string, value: string, summary: CredsSummary): Promise<void>;
+  /** Saves the whole creds value and its summary in one transaction (fenced: see WriteOptions). */
+  writeCreds(id: string, value: string, summary: CredsSummary, options?: WriteOptions): Promise<void>;
   /** Reads the given data keys in one query; missing keys are absent from the map. */
   readValues(id: string, dataKeys: readonly string[]): Promise<Map<string, string>>;
-  /** Applies every change in one transaction: all or nothing. Throws on failure. */
-  writeValues(id: string, changes: readonly ValueChange[]): Promise<void>;
+  /** Applies every change in one transaction: all or nothing. Throws on failure (fenced: see WriteOptions). */
+  writeValues(id: string, changes: readonly ValueChange[], options?: WriteOptions): Promise<void>;
   /** Every stored value of the session (creds included), ordered by data key. */
   readAll(id: string): Promise<Array<[dataKey: string, value: string]>>;
   /** Replaces all auth data of the session in one transaction (registering it if needed). */
@@ -103,6 +128,14 @@ export interface SessionStore {
   /** A database-wide setting (for example the encryption parameters); undefined when unset. */
   getMeta(key: string): Promise<string | undefined>;
   setMeta(key: string, value: string): Promise<void>;
+  /**
+   * Sets a meta entry unless it is already set, atomically (one transaction; the first writer wins).
+   * Returns the value stored afterwards (ours, or the one another process stored first) and whether it is
+   * ours. With `unlessValues`, nothing is set while any auth value exists, checked in the same transaction:
+   * then `value` is undefined. Encryption uses it so that processes sealing a new database together agree
+   * on one salt.
+   */
+  insertMetaIfAbsent(key: string, value: string, options?: { unlessValues?: boolean }): Promise<MetaInsert>;
   /** Whether any session has any stored auth value (tells a fresh database from one holding data). */
   hasValues(): Promise<boolean>;
   /**

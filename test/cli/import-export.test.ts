@@ -163,4 +163,43 @@ describe('wa import / export', () => {
     expect(none.code).toBe(3);
     expect(none.stderr).toContain("session 'blank' has no credentials to export");
   });
+
+  it('refuses to export a stored key that is not a plain file name of a key type, writing nothing anywhere', async () => {
+    await runWa(['import', 'bot', folder], { env });
+    const work = join(dir.path, 'work');
+    await mkdir(work);
+    const db = new Database(env.WA_DB!);
+    const insert = db.prepare(`INSERT INTO whatsapp_auth (session_id, data_key, data_value) VALUES ('bot', ?, '{}')`);
+    for (const key of ['pre-key-1/../../../victim/pwned', 'session-a\\..\\b', 'unknown-type-1', 'pre-key-x\u0000y']) {
+      insert.run(key);
+      const res = await runWa(['export', 'bot', './out/exp', '--json'], { env, cwd: work });
+      expect(res.code, key).toBe(5);
+      expect(res.stderr).toContain('not a plain file name of a Baileys key type');
+      expect(existsSync(join(work, 'out')), key).toBe(false);
+      expect(existsSync(join(dir.path, 'victim')), key).toBe(false);
+      expect(await readdir(work)).toEqual([]);
+      db.prepare(`DELETE FROM whatsapp_auth WHERE data_key = ?`).run(key);
+    }
+    db.close();
+    // With the foreign rows gone the same export works (nothing was left half-written in its way).
+    expect((await runWa(['export', 'bot', './out/exp'], { env, cwd: work })).code).toBe(0);
+    expect((await readdir(join(work, 'out', 'exp'))).length).toBe((await readdir(folder)).length);
+  });
+
+  it('does not adopt or list a session id from whatsapp_auth that is not a valid session id', async () => {
+    await runWa(['import', 'bot', folder], { env });
+    const db = new Database(env.WA_DB!);
+    const creds = db.prepare(`SELECT data_value FROM whatsapp_auth WHERE session_id = 'bot' AND data_key = 'creds'`);
+    const value = creds.pluck().get() as string;
+    db.prepare(`INSERT INTO whatsapp_auth (session_id, data_key, data_value) VALUES ('../evil', 'creds', ?)`).run(
+      value,
+    );
+    db.close();
+    const res = await runWa(['status', '--json'], { env });
+    expect(res.code).toBe(0);
+    expect((JSON.parse(res.stdout) as { sessions: Array<{ id: string }> }).sessions.map((s) => s.id)).toEqual(['bot']);
+    const check = new Database(env.WA_DB!, { readonly: true });
+    expect(check.prepare(`SELECT count(*) FROM wa_sessions WHERE id = '../evil'`).pluck().get()).toBe(0);
+    check.close();
+  });
 });

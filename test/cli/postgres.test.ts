@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
@@ -32,6 +33,24 @@ describe.skipIf(!pgUrl)('wa on PostgreSQL', () => {
     expect(doc.sessions.map((s) => s.id)).toEqual(['a', 'b']);
     expect(doc.db).toMatch(/^postgres:\/\/wa_admin:\*\*\*@127\.0\.0\.1:\d+\/wa_test/);
     expect(res.stdout + res.stderr).not.toContain('wa-test-admin');
+  });
+
+  it('never prints a password given as a query parameter (status --json db, errors)', async () => {
+    const url = new URL(schema.url);
+    const password = decodeURIComponent(url.password);
+    url.password = '';
+    url.searchParams.set('password', password);
+    expect((await runWa(['--db', url.toString(), 'add', 'a'])).code).toBe(0);
+    const res = await runWa(['--db', url.toString(), 'status', '--json']);
+    expect(res.code).toBe(0);
+    const doc = JSON.parse(res.stdout) as { db: string; sessions: Array<{ id: string }> };
+    expect(doc.sessions.map((s) => s.id)).toEqual(['a']);
+    expect(doc.db).toContain('password=***');
+    expect(res.stdout + res.stderr).not.toContain(password);
+    const unknown = await runWa(['--db', url.toString(), 'status', 'nobody']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('password=***');
+    expect(unknown.stderr).not.toContain(password);
   });
 
   it('moves a session between databases byte for byte: folder → SQLite → folder → PostgreSQL → folder', async () => {
@@ -124,5 +143,50 @@ describe.skipIf(!pgUrl)('wa on PostgreSQL', () => {
       ]),
     );
     await store.close();
+  });
+});
+
+describe('database URLs (no server needed)', () => {
+  let dir: Awaited<ReturnType<typeof tempDir>>;
+  beforeEach(async () => {
+    dir = await tempDir();
+  });
+  afterEach(() => dir.remove());
+
+  it('redacts query-string secrets and user-info passwords in errors', async () => {
+    const key = join(dir.path, 'secret-client.key');
+    await writeFile(key, 'not really a key');
+    const url = `postgres://wa:pw-in-userinfo@127.0.0.1:9/db?password=s3cret&sslpassword=k3y-pass&sslkey=${key}`;
+    const res = await runWa(['--db', url, 'status']);
+    expect(res.code).toBe(5);
+    expect(res.stderr).toContain('cannot reach PostgreSQL at postgres://wa:***@127.0.0.1:9/db?password=***');
+    const missing = await runWa(['--db', url.replace(key, '/nonexistent/secret-client.key'), 'status']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('cannot read a file named in the PostgreSQL URL');
+    for (const secret of ['pw-in-userinfo', 's3cret', 'k3y-pass', 'secret-client.key']) {
+      expect(res.stdout + res.stderr + missing.stdout + missing.stderr).not.toContain(secret);
+    }
+  });
+
+  it('refuses any other URL scheme (a postgress:// typo) with exit 2, creating nothing', async () => {
+    for (const db of ['postgress://u:s3cret@host/db', 'mysql://u@host/db', 'file:///tmp/x.db']) {
+      const res = await runWa(['--db', db, 'add', 'bot', '--json'], { cwd: dir.path });
+      expect(res.code, db).toBe(2);
+      expect(res.stderr).toContain('unsupported database URL');
+      expect(res.stderr).not.toContain('s3cret');
+      expect(await readdir(dir.path)).toEqual([]);
+    }
+    const env = await runWa(['status'], { cwd: dir.path, env: { WA_DB: 'postgress://u@host/db' } });
+    expect(env.code).toBe(2);
+  });
+
+  it('calls a PostgreSQL URL that does not parse (a bad port) a usage error, not a bug', async () => {
+    for (const db of ['postgres://u:s3cret@h:99999/db', 'postgresql://u@[::1/db']) {
+      const res = await runWa(['--db', db, 'status']);
+      expect(res.code, db).toBe(2);
+      expect(res.stderr).toContain('invalid PostgreSQL URL');
+      expect(res.stderr).not.toContain('This is a bug');
+      expect(res.stderr).not.toContain('s3cret');
+    }
   });
 });

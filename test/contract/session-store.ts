@@ -248,6 +248,46 @@ export function describeSessionStore(
       expect(await store.acquireLease('s', owner('d'), 30_000, false)).toMatchObject({ acquired: true });
     });
 
+    it('fences auth writes by the lease: only a live owner commits, a deposed one gets E_LEASE_LOST and applies nothing', async () => {
+      await store.createSession('s', null);
+      const fenced = (ownerId: string) => ({ fence: ownerId });
+      // No lease at all: nobody may write fenced.
+      await expect(store.writeValues('s', [['pre-key-1', '"x"']], fenced('a'))).rejects.toMatchObject({
+        code: 'E_LEASE_LOST',
+        exitCode: 6,
+      });
+      await store.acquireLease('s', owner('a'), 30_000, false);
+      await store.writeValues('s', [['pre-key-1', '"a1"']], fenced('a'));
+      await store.writeCreds('s', '{"nextPreKeyId":2}', unpaired, fenced('a'));
+      // b takes over; a's writes (values and creds) are refused whole, b's go through.
+      await store.acquireLease('s', owner('b'), 30_000, true);
+      await expect(
+        store.writeValues(
+          's',
+          [
+            ['pre-key-1', null],
+            ['pre-key-2', '"a2"'],
+          ],
+          fenced('a'),
+        ),
+      ).rejects.toMatchObject({ code: 'E_LEASE_LOST' });
+      await store.writeCreds('s', '{"nextPreKeyId":9}', unpaired, fenced('b'));
+      await expect(store.writeCreds('s', '{"nextPreKeyId":2}', paired, fenced('a'))).rejects.toMatchObject({
+        code: 'E_LEASE_LOST',
+        exitCode: 6,
+      });
+      expect(await store.readValues('s', ['pre-key-1', 'pre-key-2'])).toEqual(new Map([['pre-key-1', '"a1"']]));
+      expect(await store.readCreds('s')).toBe('{"nextPreKeyId":9}');
+      expect(await store.getSession('s')).toMatchObject({ state: 'unpaired' });
+      // An expired lease fences out even its own owner; an unfenced write is unconditional as before.
+      await store.acquireLease('s', owner('b'), -1, true);
+      await expect(store.writeValues('s', [['pre-key-3', '"b3"']], fenced('b'))).rejects.toMatchObject({
+        code: 'E_LEASE_LOST',
+      });
+      await store.writeValues('s', [['pre-key-3', '"free"']]);
+      expect(await store.readValues('s', ['pre-key-3'])).toEqual(new Map([['pre-key-3', '"free"']]));
+    });
+
     it("renews all of one owner's leases at once", async () => {
       for (const id of ['a', 'b', 'c']) await store.createSession(id, null);
       await store.acquireLease('a', owner('d1'), 1000, false);
@@ -265,6 +305,25 @@ export function describeSessionStore(
       await store.setMeta('x', 'one');
       await store.setMeta('x', 'two');
       expect(await store.getMeta('x')).toBe('two');
+    });
+
+    it('inserts a meta entry only if absent (first writer wins), and not while values exist if asked', async () => {
+      expect(await store.insertMetaIfAbsent('k', 'first')).toEqual({ value: 'first', inserted: true });
+      expect(await store.insertMetaIfAbsent('k', 'second')).toEqual({ value: 'first', inserted: false });
+      expect(await store.getMeta('k')).toBe('first');
+      const racing = await Promise.all(['a', 'b', 'c'].map((v) => store.insertMetaIfAbsent('race', v)));
+      expect(racing.filter((r) => r.inserted)).toHaveLength(1);
+      expect(new Set(racing.map((r) => r.value)).size).toBe(1);
+      await store.writeValues('s', [['pre-key-1', '"v"']]);
+      expect(await store.insertMetaIfAbsent('other', 'x', { unlessValues: true })).toEqual({
+        value: undefined,
+        inserted: false,
+      });
+      expect(await store.getMeta('other')).toBeUndefined();
+      expect(await store.insertMetaIfAbsent('k', 'third', { unlessValues: true })).toEqual({
+        value: 'first',
+        inserted: false,
+      });
     });
 
     it('rewrites every value of every session in one transaction, or none when one fails', async () => {
@@ -320,6 +379,16 @@ export function describeSessionStore(
       expect(sessions[0]).toMatchObject({ id: 'broken', state: 'unpaired' });
       expect(await store.getSession('broken')).toMatchObject({ corruptKey: 'creds' });
       expect(await store.getSession('seeded')).toMatchObject({ corruptKey: null });
+    });
+
+    it('does not adopt session ids from whatsapp_auth that fail the session id pattern, and reports them', async () => {
+      await h.writeRaw('ok', 'creds', '{}');
+      await h.writeRaw('../evil', 'creds', '{}');
+      await h.writeRaw('has space', 'creds', '{}');
+      expect((await store.listSessions()).map((s) => s.id)).toEqual(['ok']);
+      expect([...store.skippedIds].sort()).toEqual(['../evil', 'has space']);
+      expect(await store.getSession('../evil')).toBeUndefined();
+      expect(await store.readCreds('../evil')).toBe('{}');
     });
 
     it('serves concurrent reads and writes without losing any', async () => {
