@@ -12,6 +12,16 @@ const onSignal = () => {
 process.on('SIGINT', onSignal);
 process.on('SIGTERM', onSignal);
 
+// Dependencies write to the console (libsignal prints whole Signal session records, private keys
+// included): none of it may reach stdout, which carries only results and JSON. The CLI decides what of it
+// to log (src/cli/main.ts: strings at debug, never objects).
+const consoleListeners = [];
+for (const method of ['log', 'info', 'warn', 'error', 'debug', 'trace', 'dir', 'table']) {
+  console[method] = (...args) => {
+    for (const listener of consoleListeners) listener(method, args);
+  };
+}
+
 const { run } = await import('../dist/cli/main.js');
 const code = await run({
   argv: process.argv.slice(2),
@@ -22,6 +32,7 @@ const code = await run({
   host: hostname(),
   pid: process.pid,
   onUnhandledRejection: (listener) => process.on('unhandledRejection', listener),
+  onConsole: (listener) => consoleListeners.push(listener),
 });
 // Exit once stdout and stderr are flushed, rather than when the event loop drains: a closed Baileys
 // socket can leave timers behind (its keep-alive and query timers). A bare process.exit() could cut

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type * as CommanderModule from 'commander';
 import { resolveConfig, type GlobalFlags } from '../config.js';
-import type { Context, RejectionLog } from '../commands/context.js';
+import type { Context, ProcessLog } from '../commands/context.js';
 import { ExitCode, isWaError, usageError, type ExitCode as ExitCodeType } from '../errors.js';
 import type { Logger } from '../session/baileys.js';
 import { openStore } from '../store/open.js';
@@ -27,19 +27,35 @@ export interface CliIo extends OutputStreams {
    * dies under them they reject with no handler, and Node's default would kill a daemon for it.
    */
   onUnhandledRejection?: ((listener: (reason: unknown) => void) => void) | undefined;
+  /**
+   * Registers the listener of everything written through `console` (bin/wa.js replaces its methods). wa
+   * itself never uses console; dependencies do: libsignal prints whole session records with private keys
+   * (node_modules/libsignal/src/session_record.js, "Opening session:", "Closing session:").
+   */
+  onConsole?: ((listener: (method: string, args: readonly unknown[]) => void) => void) | undefined;
 }
 
-/** Counts every unhandled rejection and logs it at debug to the logger the running command attached. */
-function createRejectionLog(io: CliIo): RejectionLog {
-  let count = 0;
+/**
+ * Counts every unhandled rejection and logs it at debug, and logs dependencies' console output at debug as
+ * text: string arguments only, every other value reduced to its kind, so no key material is ever printed.
+ */
+function createProcessLog(io: CliIo): ProcessLog {
+  let rejections = 0;
   let logger: Logger | undefined;
   io.onUnhandledRejection?.((reason) => {
-    count++;
+    rejections++;
     logger?.debug({ err: reason }, 'unhandled rejection (usually a Baileys promise outliving its socket)');
   });
+  io.onConsole?.((method, args) => {
+    if (!logger?.isLevelEnabled('debug')) return;
+    const text = args
+      .map((a) => (typeof a === 'string' || typeof a === 'number' ? String(a) : `[${a === null ? 'null' : typeof a}]`))
+      .join(' ');
+    logger.debug({ console: method }, `dependency output: ${text}`);
+  });
   return {
-    get count() {
-      return count;
+    get rejections() {
+      return rejections;
     },
     logTo: (next) => void (logger = next),
   };
@@ -61,7 +77,7 @@ export async function run(io: CliIo): Promise<ExitCodeType> {
   let debug = false;
   const program = new Command('wa');
   const usageOutput: string[] = [];
-  const rejections = createRejectionLog(io);
+  const processLog = createProcessLog(io);
 
   program
     .description('Keep WhatsApp Web (Baileys) sessions connected, stored in SQLite or PostgreSQL.')
@@ -94,7 +110,7 @@ export async function run(io: CliIo): Promise<ExitCodeType> {
         signal: io.signal,
         host: io.host,
         pid: io.pid,
-        rejections,
+        processLog,
         openStore: ((mode: 'read' | 'write') =>
           mode === 'read' ? openStore(config, 'read') : openStore(config, 'write')) as Context['openStore'],
       };

@@ -83,7 +83,7 @@ interface RunArgs {
 async function run({ ctx, store, id, phone, view, stop, stopReason, timeoutMs, wasLoggedOut }: RunArgs): Promise<void> {
   const baileys = await loadBaileys();
   const logger = await createLogger(ctx.config.logLevel ?? 'warn', ctx.out.stderr);
-  ctx.rejections.logTo(logger);
+  ctx.processLog.logTo(logger);
   const openSocket = baileysSocketFactory(baileys, ctx.config);
   const stored = await loadCreds(store, id);
   const wasPaired = Boolean(stored?.account) && !wasLoggedOut;

@@ -1,5 +1,5 @@
 import type { Config } from '../config.js';
-import type { Logger } from '../session/baileys.js';
+import type { Logger } from 'pino';
 import type { SessionStore } from '../store/types.js';
 import type { Output } from '../terminal/output.js';
 
@@ -14,8 +14,8 @@ export interface Context {
   signal: AbortSignal;
   host: string;
   pid: number;
-  /** Unhandled promise rejections of this process, counted at the edge (Baileys leaves some behind as sockets die). */
-  rejections: RejectionLog;
+  /** What the process itself reports (unhandled rejections, dependencies' console output), caught at the edge. */
+  processLog: ProcessLog;
   /**
    * 'write' creates and migrates the database as needed. 'read' never creates one: it returns undefined
    * when the SQLite file does not exist, and falls back to a read-only connection when the file cannot
@@ -26,12 +26,14 @@ export interface Context {
 }
 
 /**
- * The edge installs the process-wide `unhandledRejection` handler and forwards each rejection here:
- * counted (serve exports it in /metrics) and logged at debug by the logger a command attached, never
- * silently dropped and never fatal.
+ * The edge installs the process-wide `unhandledRejection` handler and takes over `console`, and forwards
+ * both here. Rejections are counted (serve exports the count in /metrics) and logged at debug, never
+ * silently dropped and never fatal. Console output of dependencies (libsignal prints whole session
+ * records, private keys included) never reaches stdout: its strings are logged at debug, objects never.
  */
-export interface RejectionLog {
-  readonly count: number;
-  /** Where to log rejections from now on (the command's own logger). */
+export interface ProcessLog {
+  /** Unhandled rejections so far. */
+  readonly rejections: number;
+  /** Where to log from now on (the command's own logger). */
   logTo(logger: Logger): void;
 }

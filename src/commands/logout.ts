@@ -88,7 +88,7 @@ async function unlink(
 ): Promise<true | { action: Disconnect['action'] | 'interrupted'; reason: string }> {
   const baileys = await loadBaileys();
   const logger = await createLogger(ctx.config.logLevel ?? 'warn', ctx.out.stderr);
-  ctx.rejections.logTo(logger);
+  ctx.processLog.logTo(logger);
   const auth = await SessionAuth.open(store, id, { deferCredsUntilPaired: false });
   view.connecting('Connecting to WhatsApp to unlink the device…');
   const socket = baileysSocketFactory(baileys, ctx.config)(auth, logger);

@@ -43,9 +43,9 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
     const destination = ctx.out.stdout.isTTY ? prettyLines(ctx.out.stdout) : ctx.out.stdout;
     const logger = await createLogger(level, destination);
     const baileysLogger = logger.child({ component: 'baileys' }, { level: baileysLevel(level) });
-    ctx.rejections.logTo(baileysLogger);
+    ctx.processLog.logTo(baileysLogger);
     const baileys = await loadBaileys();
-    const metrics = new Metrics(() => ctx.rejections.count);
+    const metrics = new Metrics(() => ctx.processLog.rejections);
     const owner = newOwner('serve', ctx.host, ctx.pid);
     const supervisor = new Supervisor({
       store,

@@ -25,7 +25,7 @@
  *   GET  /message-log | POST /message-log { device?, tag?, dir?, id? }   → messageLog(filter)
  *   POST /wait-message-log      { device?, tag?, dir?, id?, count?, timeoutMs? } → the entries, once at least count (1) match
  *   POST /queued                { jid }                                  → queued(jid)
- *   POST /phone/send            { phone, to, text, id? }                 → { id, to, devices }
+ *   POST /phone/send            { phone, to, text, id?, fresh? }         → { id, to, devices }
  *   POST /phone/messages        { phone }    /phone/receipts /phone/failures /phone/acks
  *   POST /phone/wait-message    { phone, id?, text?, fromMe?, timeoutMs? } → the first matching decrypted message
  *   POST /phone/read            { phone, ids }                           → { count }
@@ -114,7 +114,10 @@ export async function startAdminServer(server, opts = {}) {
     },
     'POST /queued': (b) => server.queued(String(b.jid)),
     'POST /phone/send': (b) =>
-      server.sendFromPhone(String(b.phone), String(b.to), String(b.text), b.id ? { id: String(b.id) } : {}),
+      server.sendFromPhone(String(b.phone), String(b.to), String(b.text), {
+        ...(b.id ? { id: String(b.id) } : {}),
+        ...(b.fresh ? { fresh: true } : {}),
+      }),
     'POST /phone/messages': (b) => server.phoneMessages(String(b.phone)),
     'POST /phone/receipts': (b) => server.phoneReceipts(String(b.phone)),
     'POST /phone/failures': (b) => server.phoneFailures(String(b.phone)),

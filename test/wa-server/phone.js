@@ -219,7 +219,9 @@ export class SimPhone {
    * Send a text from this phone into `to` (a phone-number or LID user jid, or a bare number).
    * Every device of the target account gets its own Signal copy (a `pkmsg` the first time, on a
    * session built from the bundle the router pops), the phone's own companions get a DSM copy.
-   * @param {string} to @param {string} text @param {{ id?: string }} [opts]
+   * `fresh` forgets the phone's sessions with the target devices first, as a reinstalled phone would: the
+   * next message is a pkmsg on a new session, and the receiver's libsignal closes its open one.
+   * @param {string} to @param {string} text @param {{ id?: string, fresh?: boolean }} [opts]
    * @returns {Promise<{ id: string, to: string, devices: string[] }>}
    */
   async send(to, text, opts = {}) {
@@ -238,6 +240,7 @@ export class SimPhone {
     const tos = [];
     for (const ep of recipients) {
       const addr = this.address(ep);
+      if (opts.fresh) this.sessions.delete(addr.toString());
       if (!(await this.storage.loadSession(addr.toString()))?.haveOpenSession()) {
         const bundle = this.router.popBundle(ep);
         if (!bundle) continue; // like Baileys: a device without keys is left out

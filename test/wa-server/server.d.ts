@@ -172,7 +172,8 @@ export declare class TestServer {
     phone: string,
     to: string,
     text: string,
-    opts?: { id?: string },
+    /** `fresh`: start new Signal sessions to the target devices, as a reinstalled phone does */
+    opts?: { id?: string; fresh?: boolean },
   ): Promise<{ id: string; to: string; devices: string[] }>;
   phoneMessages(phone: string): PhoneMessage[];
   phoneFailures(phone: string): Array<{ id: string; from: string; error: string; at: number }>;

@@ -488,7 +488,7 @@ export class TestServer {
    * The simulated phone of `phone` (a number or its jid) sends a text to `to` (a number, PN or LID
    * user jid): Signal-encrypted to every device of that account, DSM copies to its own companions.
    * Resolves once the copies are stored (the phone got its server ack).
-   * @param {string} phone @param {string} to @param {string} text @param {{ id?: string }} [opts]
+   * @param {string} phone @param {string} to @param {string} text @param {{ id?: string, fresh?: boolean }} [opts]
    */
   sendFromPhone(phone, to, text, opts) {
     return this._sim(phone).send(to, text, opts);
