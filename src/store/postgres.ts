@@ -416,6 +416,21 @@ export class PostgresStore implements SessionStore {
     });
   }
 
+  async listKeys(id: string): Promise<string[]> {
+    const result = await this.query<{ data_key: string }>(
+      `SELECT data_key FROM whatsapp_auth WHERE session_id = $1 ORDER BY data_key COLLATE "C"`,
+      [id],
+    );
+    return result.rows.map((row) => row.data_key);
+  }
+
+  clearKeys(id: string, options: WriteOptions = {}): Promise<void> {
+    return this.tx(async (client) => {
+      if (options.fence !== undefined) await lockForWrite(client, id, options.fence);
+      await client.query(`DELETE FROM whatsapp_auth WHERE session_id = $1 AND data_key <> 'creds'`, [id]);
+    });
+  }
+
   async readAll(id: string): Promise<Array<[string, string]>> {
     const result = await this.query<{ data_key: string; data_value: string }>(
       `SELECT data_key, data_value FROM whatsapp_auth WHERE session_id = $1 ORDER BY data_key COLLATE "C"`,

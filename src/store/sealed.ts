@@ -368,6 +368,15 @@ export class SealedStore implements SessionStore {
     );
   }
 
+  /** Data keys are not sealed (they are the rows' primary key), so listing needs no secret. */
+  listKeys(id: string): Promise<string[]> {
+    return this.inner.listKeys(id);
+  }
+
+  clearKeys(id: string, options?: WriteOptions): Promise<void> {
+    return this.inner.clearKeys(id, options);
+  }
+
   async readAll(id: string): Promise<Array<[string, string]>> {
     const sealer = await this.sealer();
     const entries = await this.inner.readAll(id);

@@ -444,6 +444,21 @@ export class SqliteStore implements SessionStore {
     });
   }
 
+  listKeys(id: string): Promise<string[]> {
+    return this.run(() => this.stmts.listKeys.all(id) as string[]);
+  }
+
+  clearKeys(id: string, options: WriteOptions = {}): Promise<void> {
+    return this.run(() => {
+      this.db
+        .transaction(() => {
+          checkFence(this.stmts, id, options.fence);
+          this.stmts.deleteKeys.run(id);
+        })
+        .immediate();
+    });
+  }
+
   readAll(id: string): Promise<Array<[string, string]>> {
     return this.run(() => this.stmts.readAll.all(id) as Array<[string, string]>);
   }
@@ -635,6 +650,8 @@ type Statements = {
   readCreds: Statement;
   readValues: Statement;
   readAll: Statement;
+  listKeys: Statement;
+  deleteKeys: Statement;
   getLease: Statement;
   putLease: Statement;
   renewLease: Statement;
@@ -698,6 +715,8 @@ function prepare(db: Db): Statements {
         .raw(),
     readAll: () =>
       db.prepare(`SELECT data_key, data_value FROM whatsapp_auth WHERE session_id = ? ORDER BY data_key`).raw(),
+    listKeys: () => db.prepare(`SELECT data_key FROM whatsapp_auth WHERE session_id = ? ORDER BY data_key`).pluck(),
+    deleteKeys: () => db.prepare(`DELETE FROM whatsapp_auth WHERE session_id = ? AND data_key <> 'creds'`),
     getLease: () => db.prepare(`SELECT owner_id, host, pid, expires_at FROM wa_leases WHERE session_id = ?`),
     putLease: () =>
       db.prepare(

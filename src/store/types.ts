@@ -107,6 +107,10 @@ export interface SessionStore {
   readValues(id: string, dataKeys: readonly string[]): Promise<Map<string, string>>;
   /** Applies every change in one transaction: all or nothing. Throws on failure (fenced: see WriteOptions). */
   writeValues(id: string, changes: readonly ValueChange[], options?: WriteOptions): Promise<void>;
+  /** The data keys of every stored value of the session (creds included), ordered by data key; no values read. */
+  listKeys(id: string): Promise<string[]>;
+  /** Deletes every stored value but creds, in one transaction (fenced: see WriteOptions); the registry is untouched. */
+  clearKeys(id: string, options?: WriteOptions): Promise<void>;
   /** Every stored value of the session (creds included), ordered by data key. */
   readAll(id: string): Promise<Array<[dataKey: string, value: string]>>;
   /** Replaces all auth data of the session in one transaction (registering it if needed). */
