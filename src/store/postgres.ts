@@ -596,6 +596,10 @@ export class PostgresStore implements SessionStore {
     });
   }
 
+  permissionWarning(): undefined {
+    return undefined;
+  }
+
   async close(): Promise<void> {
     if (this.ownsPool) await this.pool.end().catch(() => undefined);
   }

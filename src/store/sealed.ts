@@ -447,6 +447,10 @@ export class SealedStore implements SessionStore {
     );
   }
 
+  permissionWarning(): string | undefined {
+    return this.inner.permissionWarning();
+  }
+
   close(): Promise<void> {
     return this.inner.close();
   }

@@ -587,6 +587,31 @@ export class SqliteStore implements SessionStore {
     );
   }
 
+  permissionWarning(): string | undefined {
+    if (this.location === ':memory:' || this.location === '') return undefined;
+    const problems: string[] = [];
+    const fixes: string[] = [];
+    for (const [path, fix] of [
+      [this.location, 600],
+      [`${this.location}-wal`, 600],
+      [`${this.location}-shm`, 600],
+      [dirname(this.location), 700],
+    ] as const) {
+      let mode: number;
+      try {
+        mode = statSync(path).mode;
+      } catch {
+        continue; // no -wal/-shm (a closed or read-only database): nothing to expose
+      }
+      if ((mode & 0o044) !== 0) {
+        problems.push(`${path} (mode ${(mode & 0o777).toString(8).padStart(4, '0')})`);
+        fixes.push(`chmod ${fix} ${path}`);
+      }
+    }
+    if (problems.length === 0) return undefined;
+    return `the database is readable by other users: ${problems.join(', ')}; run ${fixes.join(' && ')}`;
+  }
+
   close(): Promise<void> {
     if (this.ownsDb && this.db.open) this.db.close();
     return Promise.resolve();

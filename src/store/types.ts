@@ -151,5 +151,12 @@ export interface SessionStore {
     meta: Readonly<Record<string, string | null>>,
   ): Promise<number>;
 
+  /**
+   * A warning when the stored data is readable by other users (SQLite: the database file, its -wal/-shm
+   * files or its directory readable by group or others), with the chmod that fixes it; undefined when not,
+   * and always on PostgreSQL (access is the server's business).
+   */
+  permissionWarning(): string | undefined;
+
   close(): Promise<void>;
 }
