@@ -596,6 +596,21 @@ export class PostgresStore implements SessionStore {
     });
   }
 
+  async compact(): Promise<boolean> {
+    try {
+      // VACUUM cannot run in a transaction block; pool.query runs it on its own. FULL writes a new copy of
+      // the table and drops the old files, so no dead row version (an old sealed or clear value) remains.
+      await this.pool.query(`VACUUM FULL whatsapp_auth`);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  raw(): SessionStore {
+    return this;
+  }
+
   permissionWarning(): undefined {
     return undefined;
   }

@@ -587,6 +587,27 @@ export class SqliteStore implements SessionStore {
     );
   }
 
+  compact(): Promise<boolean> {
+    return this.run(() => {
+      if (this.readonly) return false;
+      try {
+        // Free pages hold old values: VACUUM rebuilds the file from live rows; the checkpoints before and
+        // after move everything out of the WAL (which holds old pages too) and truncate it to nothing.
+        this.db.pragma('wal_checkpoint(TRUNCATE)');
+        this.db.exec('VACUUM');
+        const [result] = this.db.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number }>;
+        return result?.busy === 0;
+      } catch (error) {
+        if (isBusy(error)) throw error; // run() retries while another process holds the lock
+        return false;
+      }
+    });
+  }
+
+  raw(): SessionStore {
+    return this;
+  }
+
   permissionWarning(): string | undefined {
     if (this.location === ':memory:' || this.location === '') return undefined;
     const problems: string[] = [];

@@ -158,5 +158,20 @@ export interface SessionStore {
    */
   permissionWarning(): string | undefined;
 
+  /**
+   * Makes sure no old version of a rewritten value survives in the database's files (after `wa rekey`):
+   * SQLite checkpoints its WAL, rebuilds the file from the live rows (VACUUM) and empties the WAL;
+   * PostgreSQL rewrites the auth table without its dead row versions (VACUUM FULL). True when done; false
+   * when it could not be (a reader holding the WAL, no table ownership), which leaves data intact.
+   */
+  compact(): Promise<boolean>;
+
+  /**
+   * The store underneath any decorator — this store itself for a backend, the backend for SealedStore —
+   * which reads and writes stored text as is. `wa rekey` re-seals there: it reads with one key and writes
+   * with another, and sets the encryption parameters, which a SealedStore refuses to do.
+   */
+  raw(): SessionStore;
+
   close(): Promise<void>;
 }

@@ -369,6 +369,22 @@ export function describeSessionStore(
       expect(await store.getMeta('marker')).toBe('done');
     });
 
+    it('compacts after a rewrite, keeping every live value, and exposes the raw store below any decorator', async () => {
+      await store.writeCreds('a', '{"n":1}', unpaired);
+      await store.writeValues('a', [['pre-key-1', '"p"']]);
+      await store.rewriteAll((v) => `${v} `, {});
+      expect(await store.compact()).toBe(true);
+      expect(await store.readAll('a')).toEqual([
+        ['creds', '{"n":1} '],
+        ['pre-key-1', '"p" '],
+      ]);
+      const raw = store.raw();
+      expect(raw.raw()).toBe(raw);
+      expect(await raw.listKeys('a')).toEqual(['creds', 'pre-key-1']);
+      if (options.opaqueValues) expect(raw).not.toBe(store);
+      else expect(raw).toBe(store);
+    });
+
     it('keeps everything across close and reopen', async () => {
       await store.writeCreds('s', '{"k":1}', paired);
       await store.writeValues('s', [['pre-key-1', '"v"']]);
