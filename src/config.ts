@@ -116,7 +116,7 @@ function checkDb(db: string): void {
 }
 
 /**
- * Flag, then environment, then default (README "Configuration"). Pure: env is a parameter, and this is the
+ * Flag, then environment, then default (README "Options and environment"). Pure: env is a parameter, and this is the
  * only place that reads it, so commands never see the raw environment.
  */
 export function resolveConfig(flags: GlobalFlags, env: Readonly<Record<string, string | undefined>>): Config {

@@ -6,7 +6,7 @@ import type {
 } from '@whiskeysockets/baileys';
 import { storageError } from '../errors.js';
 import { assertSessionId } from '../session-id.js';
-import { CREDS_KEY, dataKeyFor, decodeValue, encodeValue } from '../store/codec.js';
+import { CREDS_KEY, dataKeyFor, decodeValue, encodeValue, keyTypeOf } from '../store/codec.js';
 import { summaryOf } from '../store/creds-summary.js';
 import type { SessionStore, ValueChange } from '../store/types.js';
 
@@ -17,6 +17,22 @@ export interface StoreAuthState {
   saveCreds: () => Promise<void>;
   /** Deletes the session's creds and keys (the session stays registered, `unpaired`). */
   clear: () => Promise<void>;
+}
+
+const LIST_BATCH = 500;
+
+/**
+ * The id Baileys used for a stored data key. The file name mapping (`/` to `__`, `:` to `-`) is not
+ * reversible in general, so only what the id formats make unambiguous is undone, as upstream Baileys'
+ * listIds does: sender-key ids hold `::` separators (`--` on disk, and no other `-` pair), app-state-sync
+ * key ids are base64, whose alphabet has `/` but no `_`. Everything else, tctoken's `__index` included,
+ * is taken as stored.
+ */
+export function idOfDataKey(type: keyof SignalDataTypeMap, dataKey: string): string {
+  const id = dataKey.slice(type.length + 1);
+  if (type === 'sender-key') return id.replace(/--/g, '::');
+  if (type === 'app-state-sync-key') return id.replace(/__/g, '/');
+  return id;
 }
 
 function decodeStored(sessionId: string, dataKey: string, text: string): unknown {
@@ -98,6 +114,18 @@ export async function useStoreAuthState(
   const stored = await loadCreds(store, sessionId);
   const creds = stored === undefined ? initAuthCreds() : stored;
 
+  const revive = (type: keyof SignalDataTypeMap, dataKey: string, text: string | undefined): unknown => {
+    const value: unknown = text === undefined ? null : decodeStored(sessionId, dataKey, text);
+    // protobufjs' toJSON turned the Buffer into base64 and the Long into a string; fromObject restores
+    // both, exactly as useMultiFileAuthState does.
+    return type === 'app-state-sync-key' && value ? proto.Message.AppStateSyncKeyData.fromObject(value) : value;
+  };
+  /** The stored data keys of one type with the ids Baileys used for them (see idOfDataKey). */
+  const keysOfType = async (type: keyof SignalDataTypeMap): Promise<Array<[id: string, dataKey: string]>> =>
+    (await store.listKeys(sessionId))
+      .filter((dataKey) => keyTypeOf(dataKey) === type)
+      .map((dataKey) => [idOfDataKey(type, dataKey), dataKey]);
+
   const keys = {
     async get<T extends keyof SignalDataTypeMap>(
       type: T,
@@ -108,16 +136,35 @@ export async function useStoreAuthState(
       const result: { [id: string]: SignalDataTypeMap[T] } = {};
       ids.forEach((id, i) => {
         const dataKey = dataKeys[i]!;
-        const text = found.get(dataKey);
-        let value: unknown = text === undefined ? null : decodeStored(sessionId, dataKey, text);
-        // protobufjs' toJSON turned the Buffer into base64 and the Long into a string; fromObject restores
-        // both, exactly as useMultiFileAuthState does.
-        if (type === 'app-state-sync-key' && value) {
-          value = proto.Message.AppStateSyncKeyData.fromObject(value);
-        }
-        result[id] = value as SignalDataTypeMap[T];
+        result[id] = revive(type, dataKey, found.get(dataKey)) as SignalDataTypeMap[T];
       });
       return result;
+    },
+    /**
+     * The key-store enumeration of Baileys' next API (SignalKeyStore.listIds upstream, used by its
+     * migrateAuthState): every stored id of one type, as it was passed to set().
+     */
+    async *listIds<T extends keyof SignalDataTypeMap>(type: T): AsyncIterable<string> {
+      for (const [id] of await keysOfType(type)) yield id;
+    },
+    /** Every stored [id, value] of one type (SignalKeyStore.list upstream), read in batches. */
+    async *list<T extends keyof SignalDataTypeMap>(type: T): AsyncIterable<readonly [string, SignalDataTypeMap[T]]> {
+      const all = await keysOfType(type);
+      for (let i = 0; i < all.length; i += LIST_BATCH) {
+        const batch = all.slice(i, i + LIST_BATCH);
+        const found = await store.readValues(
+          sessionId,
+          batch.map(([, dataKey]) => dataKey),
+        );
+        for (const [id, dataKey] of batch) {
+          const text = found.get(dataKey);
+          if (text !== undefined) yield [id, revive(type, dataKey, text) as SignalDataTypeMap[T]] as const;
+        }
+      }
+    },
+    /** Deletes every signal key of the session and keeps its creds (SignalKeyStore.clear). */
+    async clear(): Promise<void> {
+      await store.clearKeys(sessionId, writeOptions);
     },
     async set(data: SignalDataSet): Promise<void> {
       const changes: ValueChange[] = [];

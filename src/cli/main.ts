@@ -111,8 +111,12 @@ export async function run(io: CliIo): Promise<ExitCodeType> {
         host: io.host,
         pid: io.pid,
         processLog,
-        openStore: ((mode: 'read' | 'write') =>
-          mode === 'read' ? openStore(config, 'read') : openStore(config, 'write')) as Context['openStore'],
+        openStore: (async (mode: 'read' | 'write') => {
+          const store = mode === 'read' ? await openStore(config, 'read') : await openStore(config, 'write');
+          const exposed = store?.permissionWarning();
+          if (exposed) out.warn(exposed);
+          return store;
+        }) as Context['openStore'],
       };
       const fn = await load();
       // commander passes (...positionals, options, command); commands take (ctx, ...positionals, options).

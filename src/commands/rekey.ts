@@ -1,16 +1,14 @@
 import type { Context } from './context.js';
 import { ExitCode, usageError, WaError } from '../errors.js';
+import { ENCRYPTION_META_KEY } from '../store/codec.js';
 import {
   createSealer,
-  ENCRYPTION_META_KEY,
   isSealed,
   openSealer,
   parseEncryptionParams,
-  SealedStore,
   secretRequiredError,
   type Sealer,
-} from '../store/sealed.js';
-import type { SessionStore } from '../store/types.js';
+} from '../store/sealing.js';
 import { describeOwner } from '../session/session-view.js';
 
 export interface RekeyOptions {
@@ -37,7 +35,7 @@ export async function rekey(ctx: Context, options: RekeyOptions): Promise<void> 
   }
   const opened = await ctx.openStore('write');
   // The re-keying happens below the sealing layer: it reads with one key and writes with another.
-  const store = opened instanceof SealedStore ? opened.inner : opened;
+  const store = opened.raw();
   try {
     const busy = (await store.listSessions()).filter((s) => s.lease !== null);
     if (busy.length > 0) {
@@ -81,9 +79,11 @@ export async function rekey(ctx: Context, options: RekeyOptions): Promise<void> 
       { [ENCRYPTION_META_KEY]: to ? JSON.stringify(to.params) : null },
     );
 
-    const compacted = await purgeOldPages(store);
-    if (!compacted && store.backend === 'sqlite') {
-      ctx.out.warn(`could not compact ${store.location}: old values may remain in its free pages until overwritten`);
+    // The old values (clear text, or sealed with the old key) survive the rewrite in free pages, the WAL
+    // or dead row versions until something overwrites them; compact() removes them.
+    const compacted = await store.compact();
+    if (!compacted) {
+      ctx.out.warn(`could not compact ${store.location}: old values may remain in its free space until overwritten`);
     }
     const result = {
       from: from?.keyId ?? null,
@@ -106,23 +106,5 @@ export async function rekey(ctx: Context, options: RekeyOptions): Promise<void> 
     }
   } finally {
     await store.close();
-  }
-}
-
-/**
- * The old values (clear text, or sealed with the old key) survive the rewrite in SQLite's free pages and
- * WAL until something overwrites them; VACUUM rebuilds the file from the live rows and the checkpoint
- * empties the WAL. True when done. (PostgreSQL keeps dead row versions until its own VACUUM; see README.)
- */
-async function purgeOldPages(store: SessionStore): Promise<boolean> {
-  if (store.backend !== 'sqlite') return false;
-  const { SqliteStore } = await import('../store/sqlite.js');
-  if (!(store instanceof SqliteStore)) return false;
-  try {
-    store.db.exec('VACUUM');
-    const [result] = store.db.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number }>;
-    return result?.busy === 0;
-  } catch {
-    return false;
   }
 }

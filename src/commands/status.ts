@@ -12,8 +12,14 @@ export async function status(ctx: Context, id: string | undefined): Promise<Exit
   const store = await ctx.openStore('read');
   let sessions: SessionRecord[];
   try {
-    if (id === undefined) sessions = store ? await store.listSessions() : [];
-    else {
+    if (id === undefined) {
+      sessions = store ? await store.listSessions() : [];
+      for (const skipped of store?.skippedIds ?? []) {
+        ctx.out.warn(
+          `whatsapp_auth holds data for ${JSON.stringify(skipped)}, which is not a valid session id: not adopted`,
+        );
+      }
+    } else {
       const session = await store?.getSession(id);
       if (!session) {
         throw usageError('E_SESSION_UNKNOWN', `no session '${id}' in ${store?.location ?? ctx.config.db}`, {

@@ -28,7 +28,7 @@ export class SessionLease {
   readonly owner: LeaseOwner;
   private readonly timing: LeaseTiming;
 
-  /** README "Leases": TTL 30 s, renewed every 10 s (config.timing), released on exit. */
+  /** README "One owner per session (leases)": TTL 30 s, renewed every 10 s (config.timing), released on exit. */
   constructor(store: SessionStore, sessionId: string, owner: LeaseOwner, timing: LeaseTiming) {
     this.store = store;
     this.sessionId = sessionId;

@@ -1,5 +1,5 @@
 /**
- * Database URLs (SPEC "Where data lives"): which values select PostgreSQL, which are refused, and how a
+ * Database URLs (README "Options and environment"): which values select PostgreSQL, which are refused, and how a
  * URL is shown. Kept free of `pg` so config resolution and `wa status` on SQLite never load it.
  */
 

@@ -416,6 +416,21 @@ export class PostgresStore implements SessionStore {
     });
   }
 
+  async listKeys(id: string): Promise<string[]> {
+    const result = await this.query<{ data_key: string }>(
+      `SELECT data_key FROM whatsapp_auth WHERE session_id = $1 ORDER BY data_key COLLATE "C"`,
+      [id],
+    );
+    return result.rows.map((row) => row.data_key);
+  }
+
+  clearKeys(id: string, options: WriteOptions = {}): Promise<void> {
+    return this.tx(async (client) => {
+      if (options.fence !== undefined) await lockForWrite(client, id, options.fence);
+      await client.query(`DELETE FROM whatsapp_auth WHERE session_id = $1 AND data_key <> 'creds'`, [id]);
+    });
+  }
+
   async readAll(id: string): Promise<Array<[string, string]>> {
     const result = await this.query<{ data_key: string; data_value: string }>(
       `SELECT data_key, data_value FROM whatsapp_auth WHERE session_id = $1 ORDER BY data_key COLLATE "C"`,
@@ -579,6 +594,25 @@ export class PostgresStore implements SessionStore {
       }
       return rows.rows.length;
     });
+  }
+
+  async compact(): Promise<boolean> {
+    try {
+      // VACUUM cannot run in a transaction block; pool.query runs it on its own. FULL writes a new copy of
+      // the table and drops the old files, so no dead row version (an old sealed or clear value) remains.
+      await this.pool.query(`VACUUM FULL whatsapp_auth`);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  raw(): SessionStore {
+    return this;
+  }
+
+  permissionWarning(): undefined {
+    return undefined;
   }
 
   async close(): Promise<void> {

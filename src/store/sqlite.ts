@@ -444,6 +444,21 @@ export class SqliteStore implements SessionStore {
     });
   }
 
+  listKeys(id: string): Promise<string[]> {
+    return this.run(() => this.stmts.listKeys.all(id) as string[]);
+  }
+
+  clearKeys(id: string, options: WriteOptions = {}): Promise<void> {
+    return this.run(() => {
+      this.db
+        .transaction(() => {
+          checkFence(this.stmts, id, options.fence);
+          this.stmts.deleteKeys.run(id);
+        })
+        .immediate();
+    });
+  }
+
   readAll(id: string): Promise<Array<[string, string]>> {
     return this.run(() => this.stmts.readAll.all(id) as Array<[string, string]>);
   }
@@ -572,6 +587,51 @@ export class SqliteStore implements SessionStore {
     );
   }
 
+  compact(): Promise<boolean> {
+    return this.run(() => {
+      if (this.readonly) return false;
+      try {
+        // Free pages hold old values: VACUUM rebuilds the file from live rows; the checkpoints before and
+        // after move everything out of the WAL (which holds old pages too) and truncate it to nothing.
+        this.db.pragma('wal_checkpoint(TRUNCATE)');
+        this.db.exec('VACUUM');
+        const [result] = this.db.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number }>;
+        return result?.busy === 0;
+      } catch (error) {
+        if (isBusy(error)) throw error; // run() retries while another process holds the lock
+        return false;
+      }
+    });
+  }
+
+  raw(): SessionStore {
+    return this;
+  }
+
+  permissionWarning(): string | undefined {
+    if (this.location === ':memory:' || this.location === '') return undefined;
+    const problems: string[] = [];
+    const fixes: string[] = [];
+    for (const [path, fix] of [
+      [this.location, 600],
+      [`${this.location}-wal`, 600],
+      [`${this.location}-shm`, 600],
+    ] as const) {
+      let mode: number;
+      try {
+        mode = statSync(path).mode;
+      } catch {
+        continue; // no -wal/-shm (a closed or read-only database): nothing to expose
+      }
+      if ((mode & 0o044) !== 0) {
+        problems.push(`${path} (mode ${(mode & 0o777).toString(8).padStart(4, '0')})`);
+        fixes.push(`chmod ${fix} ${path}`);
+      }
+    }
+    if (problems.length === 0) return undefined;
+    return `the database is readable by other users: ${problems.join(', ')}; run ${fixes.join(' && ')}`;
+  }
+
   close(): Promise<void> {
     if (this.ownsDb && this.db.open) this.db.close();
     return Promise.resolve();
@@ -635,6 +695,8 @@ type Statements = {
   readCreds: Statement;
   readValues: Statement;
   readAll: Statement;
+  listKeys: Statement;
+  deleteKeys: Statement;
   getLease: Statement;
   putLease: Statement;
   renewLease: Statement;
@@ -698,6 +760,8 @@ function prepare(db: Db): Statements {
         .raw(),
     readAll: () =>
       db.prepare(`SELECT data_key, data_value FROM whatsapp_auth WHERE session_id = ? ORDER BY data_key`).raw(),
+    listKeys: () => db.prepare(`SELECT data_key FROM whatsapp_auth WHERE session_id = ? ORDER BY data_key`).pluck(),
+    deleteKeys: () => db.prepare(`DELETE FROM whatsapp_auth WHERE session_id = ? AND data_key <> 'creds'`),
     getLease: () => db.prepare(`SELECT owner_id, host, pid, expires_at FROM wa_leases WHERE session_id = ?`),
     putLease: () =>
       db.prepare(

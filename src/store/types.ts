@@ -1,5 +1,5 @@
 /**
- * The storage interface every backend implements (SQLite now, PostgreSQL later), and the records it
+ * The storage interface every backend implements (SQLite and PostgreSQL), and the records it
  * deals in. Values are opaque text here: serialization belongs to src/auth/, so a backend only has
  * to store strings transactionally. test/contract/session-store.ts is the one suite every backend passes.
  */
@@ -107,6 +107,10 @@ export interface SessionStore {
   readValues(id: string, dataKeys: readonly string[]): Promise<Map<string, string>>;
   /** Applies every change in one transaction: all or nothing. Throws on failure (fenced: see WriteOptions). */
   writeValues(id: string, changes: readonly ValueChange[], options?: WriteOptions): Promise<void>;
+  /** The data keys of every stored value of the session (creds included), ordered by data key; no values read. */
+  listKeys(id: string): Promise<string[]>;
+  /** Deletes every stored value but creds, in one transaction (fenced: see WriteOptions); the registry is untouched. */
+  clearKeys(id: string, options?: WriteOptions): Promise<void>;
   /** Every stored value of the session (creds included), ordered by data key. */
   readAll(id: string): Promise<Array<[dataKey: string, value: string]>>;
   /** Replaces all auth data of the session in one transaction (registering it if needed). */
@@ -146,6 +150,28 @@ export interface SessionStore {
     transform: (value: string, sessionId: string, dataKey: string) => string,
     meta: Readonly<Record<string, string | null>>,
   ): Promise<number>;
+
+  /**
+   * A warning when the stored data is readable by other users (SQLite: the database file, its -wal/-shm
+   * files or its directory readable by group or others), with the chmod that fixes it; undefined when not,
+   * and always on PostgreSQL (access is the server's business).
+   */
+  permissionWarning(): string | undefined;
+
+  /**
+   * Makes sure no old version of a rewritten value survives in the database's files (after `wa rekey`):
+   * SQLite checkpoints its WAL, rebuilds the file from the live rows (VACUUM) and empties the WAL;
+   * PostgreSQL rewrites the auth table without its dead row versions (VACUUM FULL). True when done; false
+   * when it could not be (a reader holding the WAL, no table ownership), which leaves data intact.
+   */
+  compact(): Promise<boolean>;
+
+  /**
+   * The store underneath any decorator — this store itself for a backend, the backend for SealedStore —
+   * which reads and writes stored text as is. `wa rekey` re-seals there: it reads with one key and writes
+   * with another, and sets the encryption parameters, which a SealedStore refuses to do.
+   */
+  raw(): SessionStore;
 
   close(): Promise<void>;
 }

@@ -164,6 +164,23 @@ export function describeSessionStore(
       expect((await store.getSession('s'))?.lastDisconnect).toBeNull();
     });
 
+    it('lists data keys without values, and clears every key but creds', async () => {
+      await store.writeCreds('s', '{"c":1}', unpaired);
+      await store.writeValues('s', [
+        ['session-2', '"b"'],
+        ['pre-key-1', '"a"'],
+      ]);
+      await store.writeValues('other', [['pre-key-1', '"o"']]);
+      expect(await store.listKeys('s')).toEqual(['creds', 'pre-key-1', 'session-2']);
+      expect(await store.listKeys('nobody')).toEqual([]);
+      await store.acquireLease('s', owner('a'), 30_000, false);
+      await expect(store.clearKeys('s', { fence: 'b' })).rejects.toMatchObject({ code: 'E_LEASE_LOST' });
+      expect(await store.listKeys('s')).toEqual(['creds', 'pre-key-1', 'session-2']);
+      await store.clearKeys('s', { fence: 'a' });
+      expect(await store.readAll('s')).toEqual([['creds', '{"c":1}']]);
+      expect(await store.listKeys('other')).toEqual(['pre-key-1']);
+    });
+
     it('exports everything in key order and replaces everything on import', async () => {
       await store.writeValues('s', [
         ['session-2', '"b"'],
@@ -350,6 +367,22 @@ export function describeSessionStore(
       ).rejects.toThrow('mid-way failure');
       expect(await store.readValues('a', ['pre-key-1'])).toEqual(new Map([['pre-key-1', 'a/pre-key-1/"p"']]));
       expect(await store.getMeta('marker')).toBe('done');
+    });
+
+    it('compacts after a rewrite, keeping every live value, and exposes the raw store below any decorator', async () => {
+      await store.writeCreds('a', '{"n":1}', unpaired);
+      await store.writeValues('a', [['pre-key-1', '"p"']]);
+      await store.rewriteAll((v) => `${v} `, {});
+      expect(await store.compact()).toBe(true);
+      expect(await store.readAll('a')).toEqual([
+        ['creds', '{"n":1} '],
+        ['pre-key-1', '"p" '],
+      ]);
+      const raw = store.raw();
+      expect(raw.raw()).toBe(raw);
+      expect(await raw.listKeys('a')).toEqual(['creds', 'pre-key-1']);
+      if (options.opaqueValues) expect(raw).not.toBe(store);
+      else expect(raw).toBe(store);
     });
 
     it('keeps everything across close and reopen', async () => {

@@ -5,7 +5,7 @@
  * Signatures are real XEdDSA (libsignal `calculateSignature` / `verifySignature`,
  * resolved from the copy of libsignal that Baileys itself loads). Baileys' own
  * `Curve.verify` is deliberately NOT used: in rc14 it accepts every 64-byte
- * signature (see /work/shared/reference/cert-verify.md).
+ * signature (src/session/verify-identity.ts explains the rc14 bug).
  */
 import { createRequire } from 'node:module';
 import { createHash } from 'node:crypto';

@@ -3,9 +3,9 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tempDir } from './helpers/temp.js';
+import { tempDir } from '../helpers/temp.js';
 
-const WRITER = fileURLToPath(new URL('./helpers/crash-writer.js', import.meta.url));
+const WRITER = fileURLToPath(new URL('../helpers/crash-writer.js', import.meta.url));
 const KILLS = 200;
 
 /** Starts the writer, lets it commit for a random moment, then SIGKILLs it. Returns the batches it saw commit. */

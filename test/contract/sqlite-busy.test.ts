@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../../src/store/sqlite.js';
 import { tempDir } from '../helpers/temp.js';
-import { ROOT } from './processes.js';
+import { ROOT } from '../helpers/processes.js';
 
 const HOLD_MS = 2000;
 

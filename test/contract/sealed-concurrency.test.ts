@@ -1,5 +1,5 @@
 /**
- * SPEC Security: "concurrent first uses of a secret on a new database agree on one key". Replicas started
+ * README "Encryption at rest": "concurrent first uses of a secret on a new database agree on one key". Replicas started
  * together on a new database each seal it; whichever stores its parameters first wins, and the others must
  * derive their key from those, or their values are sealed under a salt nobody can reproduce.
  */
@@ -11,7 +11,7 @@ import { SqliteStore } from '../../src/store/sqlite.js';
 import type { SessionStore } from '../../src/store/types.js';
 import { freshSchema, pgUrl } from '../helpers/postgres.js';
 import { tempDir } from '../helpers/temp.js';
-import { distUrl, race } from './processes.js';
+import { distUrl, race } from '../helpers/processes.js';
 
 const SECRET = 'shared replica secret';
 const COST = { N: 2 ** 10, r: 8, p: 1 };

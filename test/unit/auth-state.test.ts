@@ -11,10 +11,10 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { useSqliteAuthState, type SqliteAuthState } from '../src/index.js';
-import { KEY_TYPES } from '../src/store/codec.js';
-import { ID_POOLS, pick, prng, valueFor, type Rand } from './helpers/baileys-values.js';
-import { tempDir } from './helpers/temp.js';
+import { useSqliteAuthState, type SqliteAuthState } from '../../src/index.js';
+import { KEY_TYPES } from '../../src/store/codec.js';
+import { ID_POOLS, pick, prng, valueFor, type Rand } from '../helpers/baileys-values.js';
+import { tempDir } from '../helpers/temp.js';
 
 type KeyType = keyof SignalDataTypeMap;
 const silent = pino({ level: 'silent' });
@@ -219,6 +219,60 @@ describe('useSqliteAuthState', () => {
       expect(db.prepare("SELECT data_value FROM whatsapp_auth WHERE data_key = 'creds'").pluck().get()).toBe(stored);
       db.close();
     }
+  });
+
+  it('lists stored ids per type as Baileys passed them (keys.listIds / keys.list), and keys.clear keeps creds', async () => {
+    const auth = await open();
+    await auth.saveCreds();
+    const token = { token: Buffer.from('t'), timestamp: '1' };
+    await auth.state.keys.set({
+      'sender-key': { '120363@g.us::4915551234::0': Buffer.from('sk'), '1234-5678@g.us::49::2': Buffer.from('old') },
+      'sender-key-memory': { '120363@g.us': { '4915551234:0@s.whatsapp.net': true } },
+      'app-state-sync-key': { 'AAAA/bb+c=': { keyData: Buffer.from('k') } },
+      tctoken: { __index: token, '4915551234@s.whatsapp.net': token },
+      'pre-key': { '7': { public: Buffer.alloc(32, 1), private: Buffer.alloc(32, 2) } },
+    });
+    const keys = auth.state.keys as unknown as {
+      listIds(type: KeyType): AsyncIterable<string>;
+      list(type: KeyType): AsyncIterable<readonly [string, unknown]>;
+      clear(): Promise<void>;
+    };
+    const ids = async (type: KeyType): Promise<string[]> => {
+      const out: string[] = [];
+      for await (const id of keys.listIds(type)) out.push(id);
+      return out.sort();
+    };
+    expect(await ids('sender-key')).toEqual(['120363@g.us::4915551234::0', '1234-5678@g.us::49::2']);
+    expect(await ids('sender-key-memory')).toEqual(['120363@g.us']);
+    expect(await ids('app-state-sync-key')).toEqual(['AAAA/bb+c=']);
+    expect(await ids('tctoken')).toEqual(['4915551234@s.whatsapp.net', '__index']);
+    expect(await ids('pre-key')).toEqual(['7']);
+    expect(await ids('session')).toEqual([]);
+    // Every listed id reads back through get(), so a migration can copy what it lists.
+    for (const type of ['sender-key', 'app-state-sync-key', 'tctoken'] as const) {
+      const listed = await ids(type);
+      const got = await auth.state.keys.get(type, listed);
+      expect(
+        Object.values(got).every((v) => v !== null && v !== undefined),
+        type,
+      ).toBe(true);
+    }
+    const listed: Array<readonly [string, unknown]> = [];
+    for await (const entry of keys.list('app-state-sync-key')) listed.push(entry);
+    expect(listed).toHaveLength(1);
+    expect(listed[0]![0]).toBe('AAAA/bb+c=');
+    expect(Buffer.from((listed[0]![1] as { keyData: Uint8Array }).keyData).toString()).toBe('k');
+    const senderKeys: Array<readonly [string, unknown]> = [];
+    for await (const entry of keys.list('sender-key')) senderKeys.push(entry);
+    expect(new Map(senderKeys).get('120363@g.us::4915551234::0')).toEqual(Buffer.from('sk'));
+
+    await keys.clear();
+    expect(await ids('sender-key')).toEqual([]);
+    expect(await ids('tctoken')).toEqual([]);
+    expect(await auth.state.keys.get('pre-key', ['7'])).toEqual({ '7': null });
+    const reopened = await useSqliteAuthState(dbPath, 's1');
+    expect(reopened.state.creds.registrationId).toBe(auth.state.creds.registrationId);
+    await reopened.close();
   });
 
   it('rejects an invalid session id', async () => {

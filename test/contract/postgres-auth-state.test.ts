@@ -1,9 +1,9 @@
 import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { useStoreAuthState } from '../src/auth/auth-state.js';
-import { usePostgresAuthState } from '../src/index.js';
-import { PostgresStore } from '../src/store/postgres.js';
-import { freshSchema, pgUrl } from './helpers/postgres.js';
+import { useStoreAuthState } from '../../src/auth/auth-state.js';
+import { usePostgresAuthState } from '../../src/index.js';
+import { PostgresStore } from '../../src/store/postgres.js';
+import { freshSchema, pgUrl } from '../helpers/postgres.js';
 
 describe.skipIf(!pgUrl)('usePostgresAuthState', () => {
   let schema: Awaited<ReturnType<typeof freshSchema>>;

@@ -1,10 +1,10 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SQLITE_SCHEMA_VERSION, SqliteStore } from '../src/store/sqlite.js';
-import { freshSchema, pgUrl } from './helpers/postgres.js';
-import { tempDir } from './helpers/temp.js';
-import { distUrl, race } from './unit/processes.js';
+import { SQLITE_SCHEMA_VERSION, SqliteStore } from '../../src/store/sqlite.js';
+import { freshSchema, pgUrl } from '../helpers/postgres.js';
+import { tempDir } from '../helpers/temp.js';
+import { distUrl, race } from '../helpers/processes.js';
 
 describe('SQLite schema migrations', () => {
   let dir: Awaited<ReturnType<typeof tempDir>>;
@@ -80,7 +80,7 @@ describe('concurrent first migration', () => {
         { PG_URL: schema.url },
       );
       for (const r of results) expect(r, r.stderr).toMatchObject({ code: 0, stdout: 'ready\nopened\n' });
-      const { PostgresStore } = await import('../src/store/postgres.js');
+      const { PostgresStore } = await import('../../src/store/postgres.js');
       const store = await PostgresStore.open(schema.url);
       expect((await store.listSessions()).map((s) => s.id)).toEqual(['s0', 's1', 's2', 's3', 's4', 's5']);
       await store.close();
