@@ -82,7 +82,7 @@ interface RunArgs {
 
 async function run({ ctx, store, id, phone, view, stop, stopReason, timeoutMs, wasLoggedOut }: RunArgs): Promise<void> {
   const baileys = await loadBaileys();
-  const logger = await createLogger(ctx.config.logLevel ?? 'warn', ctx.out.stderr);
+  const logger = await createLogger(ctx.config.logLevel ?? 'warn', view.logStream);
   ctx.processLog.logTo(logger);
   const openSocket = baileysSocketFactory(baileys, ctx.config);
   const stored = await loadCreds(store, id);

@@ -87,7 +87,7 @@ async function unlink(
   view: ReturnType<typeof createConnectView>,
 ): Promise<true | { action: Disconnect['action'] | 'interrupted'; reason: string }> {
   const baileys = await loadBaileys();
-  const logger = await createLogger(ctx.config.logLevel ?? 'warn', ctx.out.stderr);
+  const logger = await createLogger(ctx.config.logLevel ?? 'warn', view.logStream);
   ctx.processLog.logTo(logger);
   const auth = await SessionAuth.open(store, id, { deferCredsUntilPaired: false });
   view.connecting('Connecting to WhatsApp to unlink the device…');

@@ -25,14 +25,17 @@ export async function loadBaileys(): Promise<Baileys> {
 }
 
 /**
- * Messages Baileys logs at error level for things that are part of normal operation: the 515 restart after
- * pairing ("stream errored out") and keep-alive pings cut off by a disconnect. They are logged at debug
- * instead, so a user's terminal only shows real problems.
+ * Messages Baileys logs at error or warn level for things that are part of normal operation: the 515
+ * restart after pairing ("stream errored out"), keep-alive pings cut off by a disconnect, a presence update
+ * skipped. They are logged at debug instead, so a user's terminal only shows real problems.
  */
 const EXPECTED_NOISE = new Set([
   'stream errored out',
   'error in sending keep alive',
   "unexpected error in 'init queries'",
+  // Warn level: with markOnlineOnConnect false Baileys announces 'unavailable' at login, and skips it
+  // when the account has no push name yet (lib/Socket/chats.js sendPresenceUpdate). Nothing to act on.
+  'no name present, ignoring presence update request...',
 ]);
 
 /**
@@ -51,9 +54,13 @@ export async function createLogger(level: LogLevel, destination: NodeJS.Writable
         censor: '[redacted]',
       },
       hooks: {
+        // JSON escapes C0 controls but not DEL and C1 (U+009B is CSI to many terminals); they can only
+        // stand inside strings here, where \u escapes mean the same.
+        streamWrite: (line) =>
+          line.replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`),
         logMethod(args, method, levelValue) {
           const msg = args.find((a): a is string => typeof a === 'string');
-          if (levelValue >= 50 && msg !== undefined && EXPECTED_NOISE.has(msg)) {
+          if (levelValue >= 40 && msg !== undefined && EXPECTED_NOISE.has(msg)) {
             if (this.isLevelEnabled('debug')) this.debug(...(args as [object, string]));
             return;
           }

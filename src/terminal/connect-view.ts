@@ -3,8 +3,10 @@
  * redrawn in place with a countdown (a fresh block per code when stderr is not a terminal), the pairing
  * code, and `--json` events on stdout. Everything human goes to stderr.
  */
+import { Writable } from 'node:stream';
 import type { Ora } from 'ora';
 import { phoneOf } from '../store/creds-summary.js';
+import { prettyLines, printable } from './log-format.js';
 import type { Output } from './output.js';
 
 export interface ConnectView {
@@ -14,13 +16,18 @@ export interface ConnectView {
   paired(jid: string, name: string | null): void;
   open(jid: string, name: string | null): void;
   error(code: string, message: string): void;
+  /**
+   * Where the command's logger writes: JSON lines in --json mode; otherwise readable lines, printed above
+   * the spinner instead of into its line.
+   */
+  readonly logStream: NodeJS.WritableStream;
   /** Stops spinners and timers; call before the command returns. */
   done(): void;
 }
 
 const who = (jid: string, name: string | null): string => {
   const phone = phoneOf(jid);
-  return `${phone ? `+${phone}` : jid}${name && name !== '~' ? ` (${name})` : ''}`;
+  return `${phone ? `+${phone}` : printable(jid)}${name && name !== '~' ? ` (${printable(name)})` : ''}`;
 };
 
 export function createConnectView(out: Output): ConnectView {
@@ -45,7 +52,17 @@ export function createConnectView(out: Output): ConnectView {
     drawnLines = 0;
   };
 
+  const aboveSpinner = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      spinner?.clear();
+      out.raw(chunk.toString('utf8'));
+      spinner?.render();
+      done();
+    },
+  });
+
   return {
+    logStream: out.json ? out.stderr : prettyLines(aboveSpinner),
     connecting(text) {
       if (!tty) return void out.info(text);
       if (spinner) return void (spinner.text = text);
