@@ -1,5 +1,5 @@
 import { usageError } from './errors.js';
-import { hasUrlScheme, isPostgresUrl, postgresUrlProblem, redactDbUrl } from './store/db-url.js';
+import { hasUrlScheme, isPostgresUrl, postgresUrlProblem, redactDbUrl } from './db-url.js';
 
 export { isPostgresUrl };
 

@@ -19,7 +19,7 @@ import type {
   WriteOptions,
 } from './types.js';
 import { leaseLostError } from './fence.js';
-import { redactDbUrl } from './db-url.js';
+import { redactDbUrl } from '../db-url.js';
 import { toSessionRecord, type SessionRow } from './session-row.js';
 
 /** The schema version this code writes; kept in wa_meta under 'schema_version'. */
