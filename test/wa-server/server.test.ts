@@ -444,7 +444,7 @@ describe('other registration paths', () => {
       }),
     );
     const open = await Promise.all(dirs.map((d) => connect(d, opts)));
-    await Promise.all(open.map((c) => c.until((u) => u.connection === 'open', 15000)));
+    await Promise.all(open.map((c) => c.until((u) => u.connection === 'open', 45000)));
     expect(server.devices().filter((d) => d.online && d.phone.startsWith('1555800'))).toHaveLength(n);
-  }, 40000);
+  }, 90_000);
 });
