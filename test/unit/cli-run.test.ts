@@ -1,21 +1,12 @@
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../src/cli/main.js';
+import { captureStream } from '../helpers/capture-stream.js';
 import { tempDir } from '../helpers/temp.js';
-
-class Capture extends Writable {
-  text = '';
-  isTTY = false;
-  override _write(chunk: Buffer, _encoding: string, done: () => void): void {
-    this.text += chunk.toString('utf8');
-    done();
-  }
-}
 
 /** The CLI in-process: argv and env in, exit code and both streams out (no process spawned). */
 async function wa(argv: string[], env: Record<string, string> = {}) {
-  const stdout = new Capture();
-  const stderr = new Capture();
+  const stdout = captureStream();
+  const stderr = captureStream();
   const code = await run({
     argv,
     env: { NO_COLOR: '1', ...env },

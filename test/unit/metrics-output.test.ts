@@ -1,9 +1,9 @@
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { Metrics } from '../../src/daemon/metrics.js';
 import { sessionView } from '../../src/session/session-view.js';
 import type { SessionRecord } from '../../src/store/types.js';
 import { createOutput, table } from '../../src/terminal/output.js';
+import { captureStream } from '../helpers/capture-stream.js';
 
 const record = (id: string, patch: Partial<SessionRecord> = {}): SessionRecord => ({
   id,
@@ -62,18 +62,7 @@ describe('Metrics.render', () => {
 });
 
 describe('terminal output', () => {
-  const capture = (isTTY: boolean) => {
-    const stream = Object.assign(
-      new Writable({
-        write(chunk: Buffer, _e, done) {
-          stream.text += chunk.toString();
-          done();
-        },
-      }),
-      { text: '', isTTY },
-    );
-    return stream;
-  };
+  const capture = captureStream;
 
   it('puts results on stdout and everything human on stderr', () => {
     const stdout = capture(false);

@@ -1,23 +1,12 @@
-import { Writable } from 'node:stream';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/session/baileys.js';
 import { createConnectView } from '../../src/terminal/connect-view.js';
 import { prettyLines, printable } from '../../src/terminal/log-format.js';
 import { createOutput } from '../../src/terminal/output.js';
+import { captureStream } from '../helpers/capture-stream.js';
 
-const sink = (isTTY = false) => {
-  const stream = Object.assign(
-    new Writable({
-      write(chunk: Buffer, _e, done) {
-        stream.text += chunk.toString();
-        done();
-      },
-    }),
-    { text: '', isTTY },
-  );
-  return stream;
-};
+const sink = captureStream;
 const ESC = '\u001b';
 const CSI = '\u009b';
 /** Any raw control character but the newline that ends a line. */
