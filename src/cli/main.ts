@@ -207,6 +207,11 @@ export async function run(io: CliIo): Promise<ExitCodeType> {
     );
 
   program
+    .command('doctor')
+    .description('check the setup (Node, database, filesystem, secret, sessions, HTTP, WhatsApp) and say what to fix')
+    .action(action(async () => (await import('../commands/doctor.js')).doctor));
+
+  program
     .command('serve')
     .description('keep every paired session (or the listed ones) connected; stop with Ctrl-C or SIGTERM')
     .argument('[ids...]', 'serve only these sessions', sessionIdsArg, [])

@@ -7,6 +7,7 @@ import { Supervisor } from '../daemon/supervisor.js';
 import { baileysSocketFactory, createLogger, loadBaileys } from '../session/baileys.js';
 import { newOwner } from '../session/lease.js';
 import { sessionView } from '../session/session-view.js';
+import { databaseFilesystem } from '../store/filesystem.js';
 import { unlockValues } from '../store/sealed.js';
 import { prettyLines } from '../terminal/log-format.js';
 import { requireSession } from './common.js';
@@ -76,6 +77,10 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
         )
       : undefined;
 
+    // The failure this project was born from: a login kept where a redeploy wipes it (or where SQLite is unsafe).
+    const filesystem = store.backend === 'sqlite' ? databaseFilesystem(ctx.config.db) : undefined;
+    if (filesystem?.warning)
+      logger.warn({ filesystem: filesystem.type, mountPoint: filesystem.mountPoint }, filesystem.warning);
     logger.info(
       { owner: owner.ownerId, db: store.location, http: http?.url, sessions: ids.length > 0 ? ids : 'all paired' },
       'wa serve started',

@@ -51,6 +51,15 @@ export class SessionAuth {
     return new SessionAuth(state, saveCreds, options);
   }
 
+  /**
+   * Auth held in memory only, for a throwaway identity (`wa doctor`'s handshake): creds are never saved and
+   * the key store is empty.
+   */
+  static inMemory(creds: AuthenticationState['creds']): SessionAuth {
+    const keys: AuthenticationState['keys'] = { get: () => Promise.resolve({}), set: () => Promise.resolve() };
+    return new SessionAuth({ creds, keys }, () => Promise.resolve(), { deferCredsUntilPaired: true });
+  }
+
   get paired(): boolean {
     return Boolean(this.state.creds.account);
   }
