@@ -133,17 +133,30 @@ function failure(error: unknown, onError: HttpOptions['onError']): Reply {
 const hasBody = (req: IncomingMessage): boolean =>
   req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
 
-/** The body, or undefined once it passes `max` bytes (the rest is not read). */
-async function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined> {
-  if (Number(req.headers['content-length'] ?? 0) > max) return undefined;
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > max) return undefined;
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
+/**
+ * The body; 'too-large' once it passes `max` bytes (the rest is left unread, and the connection is closed
+ * after the answer); 'aborted' when the client went away first. Read by hand rather than with `for await`,
+ * whose early exit destroys the request, and with it the socket the 413 is to be written to.
+ */
+function readBody(req: IncomingMessage, max: number): Promise<Buffer | 'too-large' | 'aborted'> {
+  if (Number(req.headers['content-length'] ?? 0) > max) return Promise.resolve('too-large');
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const finish = (result: Buffer | 'too-large' | 'aborted'): void => {
+      req.off('data', onData).off('end', onEnd).off('close', onClose);
+      resolve(result);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size <= max) return void chunks.push(chunk);
+      req.pause();
+      finish('too-large');
+    };
+    const onEnd = (): void => finish(Buffer.concat(chunks));
+    const onClose = (): void => finish('aborted');
+    req.on('data', onData).on('end', onEnd).on('close', onClose);
+  });
 }
 
 /**
@@ -255,9 +268,11 @@ export async function startHttp(address: HttpAddress, routes: HttpRoutes, option
         }
 
         if (!bodyRead) {
-          if ((await readBody(req, limits.maxBodyBytes)) === undefined) {
+          const body = await readBody(req, limits.maxBodyBytes);
+          if (body === 'too-large') {
             return problem(413, 'E_TOO_LARGE', `request bodies are limited to ${limits.maxBodyBytes} bytes`);
           }
+          if (body === 'aborted') return problem(400, 'E_ABORTED', 'the request was cut off'); // nobody to answer
           bodyRead = true; // none of these routes takes a body: read within the limit, and ignored
         }
 

@@ -223,6 +223,7 @@ describe('daemon HTTP (src/daemon/http.ts) on 127.0.0.1:0', () => {
     expect(JSON.parse(declared.body)).toEqual({ error: expect.any(String), code: 'E_TOO_LARGE' });
     const streamed = await request(url, '/sessions', { method: 'POST', headers: auth, body: { chunked: 70 * 1024 } });
     expect(streamed.status).toBe(413);
+    expect(streamed.headers.connection).toBe('close');
     // Within the limit, a body is read (and ignored by these GET routes).
     const small = await request(url, '/sessions', { headers: auth, body: 'x'.repeat(64 * 1024) });
     expect(small.status).toBe(200);
