@@ -1,7 +1,7 @@
 import { systemClock } from '../clock.js';
 import { type LogLevel } from '../config.js';
 import type { HttpAddress } from '../daemon/http.js';
-import { startHttp } from '../daemon/http.js';
+import { sharedRead, startHttp } from '../daemon/http.js';
 import { Metrics } from '../daemon/metrics.js';
 import { Supervisor } from '../daemon/supervisor.js';
 import { baileysSocketFactory, createLogger, loadBaileys } from '../session/baileys.js';
@@ -12,6 +12,9 @@ import { unlockValues } from '../store/sealed.js';
 import { prettyLines } from '../terminal/log-format.js';
 import { requireSession } from './common.js';
 import type { Context } from './context.js';
+
+/** How long one read of the sessions answers /sessions and /metrics. */
+const SESSIONS_CACHE_MS = 1000;
 
 export interface ServeOptions {
   /** `--http [host:]port`, parsed at the edge. */
@@ -60,6 +63,13 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
       only: ids,
     });
 
+    // /sessions and /metrics share one read of the sessions, at most one a second however many requests
+    // come: the same store (and PostgreSQL pool) renews the leases, and a flood must not starve that.
+    const sessionViews = sharedRead(
+      async () => (await store.listSessions()).map(sessionView),
+      SESSIONS_CACHE_MS,
+      systemClock,
+    );
     const http = address
       ? await startHttp(
           address,
@@ -70,12 +80,15 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
               const ready = notOpen.length === 0;
               return Promise.resolve({ ready, body: { ready, owned: owned.length, notOpen } });
             },
-            sessions: async () => ({ db: store.location, sessions: (await store.listSessions()).map(sessionView) }),
-            metrics: async () => metrics.render((await store.listSessions()).map(sessionView)),
+            sessions: async () => ({ db: store.location, sessions: await sessionViews() }),
+            metrics: async () => metrics.render(await sessionViews()),
           },
-          ctx.config.apiToken,
+          { token: ctx.config.apiToken, onError: (err: unknown) => logger.error({ err }, 'HTTP route failed') },
         )
       : undefined;
+    if (http?.exposure === 'public' && ctx.config.apiToken === undefined) {
+      logger.warn({ http: http.url }, 'HTTP on a non-loopback address without WA_API_TOKEN: only /healthz is served');
+    }
 
     // The failure this project was born from: a login kept where a redeploy wipes it (or where SQLite is unsafe).
     const filesystem = store.backend === 'sqlite' ? databaseFilesystem(ctx.config.db) : undefined;
