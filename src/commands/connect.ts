@@ -51,6 +51,8 @@ export async function connect(ctx: Context, id: string, options: ConnectOptions)
         view,
         stop: stop.signal,
         stopReason: () => stopReason,
+        fence: lease.owner.ownerId,
+        onLeaseLost: () => halt('lease'),
         timeoutMs: options.timeoutMs,
         wasLoggedOut: session.state === 'logged_out',
       });
@@ -76,11 +78,27 @@ interface RunArgs {
   view: ConnectView;
   stop: AbortSignal;
   stopReason: () => StopReason | undefined;
+  /** Our lease owner id: auth writes are fenced by it. */
+  fence: string;
+  /** A fenced write was refused: the lease is someone else's now. */
+  onLeaseLost: () => void;
   timeoutMs: number;
   wasLoggedOut: boolean;
 }
 
-async function run({ ctx, store, id, phone, view, stop, stopReason, timeoutMs, wasLoggedOut }: RunArgs): Promise<void> {
+async function run({
+  ctx,
+  store,
+  id,
+  phone,
+  view,
+  stop,
+  stopReason,
+  fence,
+  onLeaseLost,
+  timeoutMs,
+  wasLoggedOut,
+}: RunArgs): Promise<void> {
   const baileys = await loadBaileys();
   const logger = await createLogger(ctx.config.logLevel ?? 'warn', ctx.out.stderr);
   ctx.rejections.logTo(logger);
@@ -89,7 +107,8 @@ async function run({ ctx, store, id, phone, view, stop, stopReason, timeoutMs, w
   const wasPaired = Boolean(stored?.account) && !wasLoggedOut;
   // Dead credentials (logged out) or half-made ones (an abandoned pairing) are cleared: pair anew, cleanly.
   if (!wasPaired && stored) await store.clearAuth(id);
-  const auth = await SessionAuth.open(store, id, { deferCredsUntilPaired: !wasPaired });
+  const auth = await SessionAuth.open(store, id, { deferCredsUntilPaired: !wasPaired, fence });
+  auth.onLeaseLost(onLeaseLost);
   view.connecting(wasPaired ? 'Connecting to WhatsApp…' : 'Connecting to WhatsApp to pair…');
 
   let qrCount = 0;

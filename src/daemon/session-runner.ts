@@ -24,6 +24,8 @@ export interface DaemonServices {
 
 export interface RunnerDeps extends DaemonServices {
   id: string;
+  /** Our lease owner id: every auth write is fenced by it (a write after the lease is gone is refused). */
+  ownerId: string;
   limiter: ConnectLimiter;
   /** Called once when the runner stops on its own (logged out, replaced, a stop reason). */
   onStopped: (id: string, disconnect: Disconnect) => void;
@@ -48,6 +50,8 @@ export class SessionRunner {
   /** Set when the lease was lost: the new owner writes the session's state from now on. */
   private silent = false;
   private recording: Promise<void> = Promise.resolve();
+  /** Set when a fenced auth write was refused: the lease is gone, so stop quietly (the new owner writes). */
+  private leaseLost = false;
 
   constructor(deps: RunnerDeps) {
     this.deps = deps;
@@ -92,8 +96,17 @@ export class SessionRunner {
   private async loop(): Promise<void> {
     const { store, metrics, timing, logger } = this.deps;
     const signal = this.abort.signal;
-    const auth = await SessionAuth.open(store, this.id, { deferCredsUntilPaired: false });
+    const auth = await SessionAuth.open(store, this.id, { deferCredsUntilPaired: false, fence: this.deps.ownerId });
     auth.stats.onCommit = (ms, ok) => metrics.keyStoreWrite(ms, ok);
+    // A refused fenced write proves the lease is someone else's: retrying can never succeed, and our
+    // socket would only fight the new owner's (WhatsApp answers two logins with 440). Close quietly.
+    auth.onLeaseLost(() => {
+      if (this.abort.signal.aborted) return;
+      logger.warn('lease lost (a fenced write was refused); closing this session quietly');
+      this.leaseLost = true;
+      this.silent = true;
+      this.abort.abort();
+    });
     this.auth = auth;
     let attempt = 0;
     try {
@@ -144,6 +157,7 @@ export class SessionRunner {
       if (this.connection !== 'closed') await this.record({ connection: 'closed' });
       this.connection = 'closed';
     }
+    if (this.leaseLost) this.deps.onStopped(this.id, { code: null, reason: 'lease lost', action: 'closed' });
   }
 
   /** One socket from connect to close. Resolves with why it closed and how long it was open. */

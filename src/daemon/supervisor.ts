@@ -83,6 +83,7 @@ export class Supervisor {
         const runner = new SessionRunner({
           ...this.deps,
           id: session.id,
+          ownerId: owner.ownerId,
           logger: logger.child({ session: session.id }),
           baileysLogger: this.deps.baileysLogger.child({ session: session.id }),
           limiter: this.limiter,

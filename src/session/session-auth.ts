@@ -1,5 +1,6 @@
 import type { AuthenticationState } from '@whiskeysockets/baileys';
 import { useStoreAuthState } from '../auth/auth-state.js';
+import { isWaError } from '../errors.js';
 import type { SessionStore } from '../store/types.js';
 
 export interface SessionAuthOptions {
@@ -9,6 +10,11 @@ export interface SessionAuthOptions {
    * the next start log in as a device that does not exist (401), so an abandoned pairing must leave nothing.
    */
   deferCredsUntilPaired: boolean;
+  /**
+   * The lease owner id of this process: every write commits only while it holds the session's live lease
+   * (src/store/types.ts WriteOptions). A write refused for that (E_LEASE_LOST) tells `onLeaseLost`.
+   */
+  fence?: string | undefined;
 }
 
 export interface WriteStats {
@@ -32,6 +38,9 @@ export class SessionAuth {
   private credsPending = false;
   private readonly deferCreds: boolean;
   private readonly persistCreds: () => Promise<void>;
+  private leaseLostListeners: Array<() => void> = [];
+  /** Set once a fenced write was refused: another process owns the session now. */
+  leaseLost = false;
 
   private constructor(state: AuthenticationState, saveCreds: () => Promise<void>, options: SessionAuthOptions) {
     this.deferCreds = options.deferCredsUntilPaired;
@@ -47,8 +56,14 @@ export class SessionAuth {
   }
 
   static async open(store: SessionStore, sessionId: string, options: SessionAuthOptions): Promise<SessionAuth> {
-    const { state, saveCreds } = await useStoreAuthState(store, sessionId);
+    const { state, saveCreds } = await useStoreAuthState(store, sessionId, { fence: options.fence });
     return new SessionAuth(state, saveCreds, options);
+  }
+
+  /** Called once, when a fenced write is refused because the lease is gone (taken over, or expired and taken). */
+  onLeaseLost(listener: () => void): void {
+    if (this.leaseLost) listener();
+    else this.leaseLostListeners.push(listener);
   }
 
   get paired(): boolean {
@@ -81,6 +96,10 @@ export class SessionAuth {
       (error: unknown) => {
         this.stats.failures++;
         this.stats.onCommit?.(performance.now() - started, false);
+        if (isWaError(error) && error.code === 'E_LEASE_LOST' && !this.leaseLost) {
+          this.leaseLost = true;
+          for (const listener of this.leaseLostListeners.splice(0)) listener();
+        }
         throw error;
       },
     );
