@@ -118,6 +118,18 @@ export class SessionRunner {
 
         metrics.disconnect(disconnect.code, disconnect.action);
         this.connection = 'closed';
+        if ((disconnect.action === 'replaced' || disconnect.action === 'logged_out') && !(await this.leaseIsOurs())) {
+          // A `--takeover` logs in before our renewal notices the lost lease, and WhatsApp answers the new
+          // login with 440 on our socket: not a replacement but a handover. Recording `replaced` now would
+          // race the new owner's `paired`, so write nothing and let it go.
+          logger.info(
+            { code: disconnect.code, reason: disconnect.reason },
+            'closed by WhatsApp after another process took the lease; closing quietly',
+          );
+          this.leaseLost = true;
+          this.silent = true;
+          break;
+        }
         await this.record(closedPatch(disconnect, true, new Date(this.deps.clock.now())));
         const fields = { code: disconnect.code, reason: disconnect.reason, action: disconnect.action };
 
@@ -158,6 +170,16 @@ export class SessionRunner {
       this.connection = 'closed';
     }
     if (this.leaseLost) this.deps.onStopped(this.id, { code: null, reason: 'lease lost', action: 'closed' });
+  }
+
+  /**
+   * Whether the session's lease is still ours, read from the database. A failed read counts as not ours:
+   * closing quietly costs a reconnect at most (discovery takes the session again if nobody else has it),
+   * recording a wrong `replaced` stops it for good.
+   */
+  private async leaseIsOurs(): Promise<boolean> {
+    const session = await this.deps.store.getSession(this.id).catch(() => undefined);
+    return session?.lease?.ownerId === this.deps.ownerId;
   }
 
   /** One socket from connect to close. Resolves with why it closed and how long it was open. */

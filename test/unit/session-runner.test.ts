@@ -187,4 +187,19 @@ describe('SessionRunner on a scripted socket and a manual clock', () => {
     expect(await session()).toMatchObject({ connection: 'open', state: 'paired' }); // the new owner writes it
     expect(clock.pending).toBe(0);
   });
+
+  it.each([440, 401])(
+    'on %i after another process took the lease, closes quietly: the state stays paired, nothing is written',
+    async (code) => {
+      factory.last().open();
+      await clock.advance(0);
+      await store.acquireLease('bot', { ownerId: 'connect-other', host: 'h', pid: 2 }, timing.leaseTtlMs, true);
+      await store.updateSession('bot', { connection: 'connecting' }); // the new owner's write
+      factory.last().close(boom(code));
+      await clock.advance(120_000);
+      expect(factory.sockets).toHaveLength(1);
+      expect(stopped).toMatchObject([{ action: 'closed', reason: 'lease lost' }]);
+      expect(await session()).toMatchObject({ state: 'paired', connection: 'connecting', lastDisconnect: null });
+    },
+  );
 });

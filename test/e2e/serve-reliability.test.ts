@@ -1,0 +1,72 @@
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { startTestServer, type TestServer } from '../wa-server/server.js';
+import { pairSessions } from '../helpers/pair.js';
+import { runWa } from '../helpers/run-wa.js';
+import { tempDir } from '../helpers/temp.js';
+import { WaProcess, waEnv } from '../helpers/wa-process.js';
+
+// Shrunk timing, as in serve.test.ts: keep-alive 2 s + 2 s grace, 3 s leases renewed every second.
+const FAST =
+  'keepAliveMs=2000,livenessGraceMs=2000,connectTimeoutMs=3000,leaseTtlMs=3000,leaseRenewMs=1000,discoveryMs=1000,backoffBaseMs=200,backoffCapMs=2000';
+
+describe('wa serve: takeovers, storage stalls and lag', () => {
+  let dir: Awaited<ReturnType<typeof tempDir>>;
+  let server: TestServer;
+  let db: string;
+  const procs: WaProcess[] = [];
+  const serve = (args: string[] = [], timing = FAST): WaProcess => {
+    const proc = new WaProcess(['serve', ...args], waEnv(server, db, { WA_TIMING: timing }));
+    procs.push(proc);
+    return proc;
+  };
+  const status = async (id: string) =>
+    JSON.parse((await runWa(['status', id, '--json'], { env: waEnv(server, db) })).stdout) as Record<string, unknown>;
+  const opens = (daemon: WaProcess, id: string): number =>
+    daemon.lines.filter((l) => l.session === id && l.msg === 'connection open').length;
+  const until = async (what: string, done: () => boolean, timeoutMs = 20_000): Promise<void> => {
+    const deadline = Date.now() + timeoutMs;
+    while (!done()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+
+  beforeEach(async () => {
+    dir = await tempDir();
+    server = await startTestServer();
+    db = join(dir.path, 'wa.db');
+  });
+  afterEach(async () => {
+    for (const proc of procs.splice(0)) {
+      proc.kill('SIGKILL');
+      await proc.exited;
+    }
+    await server.close();
+    await dir.remove();
+  });
+
+  it(
+    'a `wa connect --takeover` of a session serve holds leaves it paired, and serve takes it back, 20 times',
+    { timeout: 240_000 },
+    async () => {
+      const [id] = (await pairSessions(server, db, 1)) as [string];
+      // Discovery every 200 ms: serve takes the session back as soon as connect releases it.
+      const timing = FAST.replace('discoveryMs=1000', 'discoveryMs=200');
+      const daemon = serve([], timing);
+      await until('the first open', () => opens(daemon, id) === 1);
+      for (let round = 1; round <= 20; round++) {
+        const before = opens(daemon, id);
+        const result = await runWa(['connect', id, '--takeover', '--json'], {
+          env: waEnv(server, db, { WA_TIMING: timing }),
+        });
+        expect(result.code, `round ${round}: ${result.stderr}`).toBe(0);
+        const after = await status(id);
+        expect(after, `round ${round}`).toMatchObject({ state: 'paired' });
+        expect((after.lastDisconnect as { code?: number } | null)?.code, `round ${round}`).not.toBe(440);
+        await until(`serve to take '${id}' back in round ${round}`, () => opens(daemon, id) > before);
+      }
+      expect(daemon.lines.filter((l) => l.msg === 'replaced by another client; session stopped')).toEqual([]);
+    },
+  );
+});
