@@ -6,6 +6,11 @@
 export interface Clock {
   /** Epoch milliseconds (Date.now()). */
   now(): number;
+  /**
+   * Milliseconds on a clock that only moves forward (performance.now()): for measuring intervals such as
+   * "time since the last lease renewal", which a wall-clock step (NTP, a suspended VM) must not distort.
+   */
+  monotonic(): number;
   /** Resolves after `ms`, or early (without error) when the signal aborts. */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
   /** Calls `fn` every `ms` until the returned function is called. */
@@ -14,6 +19,7 @@ export interface Clock {
 
 export const systemClock: Clock = {
   now: () => Date.now(),
+  monotonic: () => performance.now(),
   sleep,
   every(ms, fn) {
     const timer = setInterval(fn, ms);

@@ -8,6 +8,12 @@ import type { ConnectionState, SessionStore } from '../store/types.js';
 import { backoffDelay, type ConnectLimiter } from './backoff.js';
 import type { Metrics } from './metrics.js';
 
+/**
+ * Consecutive 515s (restart required) answered by an immediate reconnect; later ones get backoff. A pairing
+ * needs one (Baileys' lib/Socket/socket.js ends the socket with 515 after pair-success).
+ */
+const RESTARTS_AT_ONCE = 3;
+
 /** What the daemon's parts share: the store, the socket factory, logging, settings, metrics and time. */
 export interface DaemonServices {
   store: SessionStore;
@@ -109,6 +115,8 @@ export class SessionRunner {
     });
     this.auth = auth;
     let attempt = 0;
+    /** 515s in a row without an open in between. */
+    let restarts = 0;
     try {
       while (!signal.aborted) {
         await this.deps.limiter.take(signal);
@@ -133,7 +141,8 @@ export class SessionRunner {
         await this.record(closedPatch(disconnect, true, new Date(this.deps.clock.now())));
         const fields = { code: disconnect.code, reason: disconnect.reason, action: disconnect.action };
 
-        if (disconnect.action === 'restart') {
+        if (openFor !== null) restarts = 0;
+        if (disconnect.action === 'restart' && ++restarts <= RESTARTS_AT_ONCE) {
           logger.info(fields, 'restart requested by WhatsApp; reconnecting');
           continue;
         }
@@ -153,11 +162,14 @@ export class SessionRunner {
           return;
         }
         if (openFor !== null && openFor >= timing.backoffResetMs) attempt = 0;
-        const delay = backoffDelay(attempt++, {
+        let delay = backoffDelay(attempt++, {
           baseMs: timing.backoffBaseMs,
           capMs: timing.backoffCapMs,
           resetAfterMs: timing.backoffResetMs,
         });
+        // A server that answers every login with 515 would otherwise be hit in a tight loop: past the few
+        // restarts a pairing needs, wait at least half the base (full jitter alone can draw ~0).
+        if (disconnect.action === 'restart') delay = Math.max(delay, Math.floor(timing.backoffBaseMs / 2));
         logger.info({ ...fields, attempt, delayMs: delay }, 'disconnected; reconnecting after backoff');
         await this.deps.clock.sleep(delay, signal);
       }

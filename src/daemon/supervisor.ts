@@ -26,14 +26,20 @@ export class Supervisor {
   private stopping = false;
   /** The discovery round in flight, if any: one at a time. */
   private discovery: Promise<void> | undefined;
-  /** When the last successful lease renewal was sent (our clock). */
+  /** When the last successful lease renewal was sent (monotonic clock). */
   private renewedAt: number;
+  /**
+   * When discovery took each session (monotonic): an acquisition is a renewal of that lease. Without it,
+   * the first tick after an outage would judge a session discovery just reopened by the stale time of
+   * the last renewal before the outage, and drop it again.
+   */
+  private readonly acquiredAt = new Map<string, number>();
   private renewing = false;
 
   constructor(deps: SupervisorDeps) {
     this.deps = deps;
     this.limiter = new ConnectLimiter(deps.timing.connectsPerSecond, deps.clock);
-    this.renewedAt = deps.clock.now();
+    this.renewedAt = deps.clock.monotonic();
   }
 
   /** Sessions this process owns right now, with their live connection state. */
@@ -77,8 +83,10 @@ export class Supervisor {
       const candidates = (await store.listSessions()).filter((s) => this.eligible(s));
       for (const session of shuffle(candidates).slice(0, perRound)) {
         if (this.stopping) break;
+        const attemptAt = this.deps.clock.monotonic();
         const result = await store.acquireLease(session.id, owner, timing.leaseTtlMs, false);
         if (!result.acquired || this.stopping || this.runners.has(session.id)) continue;
+        this.acquiredAt.set(session.id, attemptAt);
         this.stopped.delete(session.id);
         const runner = new SessionRunner({
           ...this.deps,
@@ -102,6 +110,7 @@ export class Supervisor {
     const runner = this.runners.get(id);
     if (!runner) return;
     this.runners.delete(id);
+    this.acquiredAt.delete(id);
     if (disconnect.action === 'stop' || disconnect.action === 'qr_expired') {
       const session = await this.deps.store.getSession(id).catch(() => undefined);
       this.stopped.set(id, session?.lastConnectedAt ?? null);
@@ -116,15 +125,17 @@ export class Supervisor {
     // connected for a moment, and WhatsApp answers a second login with 440 (replaced). Checked on every
     // tick, whether or not the last renewal has answered yet.
     const fenceAfter = this.deps.timing.leaseTtlMs - this.deps.timing.leaseRenewMs;
-    if (this.deps.clock.now() - this.renewedAt >= fenceAfter) {
-      for (const [id, runner] of this.runners) {
+    const now = this.deps.clock.monotonic();
+    for (const [id, runner] of this.runners) {
+      const renewedAt = Math.max(this.renewedAt, this.acquiredAt.get(id) ?? -Infinity);
+      if (now - renewedAt >= fenceAfter) {
         this.drop(id, runner, 'could not renew the lease in time; closing this session until the database answers');
       }
     }
     if (this.renewing) return;
     this.renewing = true;
     // Measured before the request: the database's expiry is at least this much later than our clock here.
-    const attemptAt = this.deps.clock.now();
+    const attemptAt = this.deps.clock.monotonic();
     try {
       const held = new Set(await this.deps.store.renewLeases(this.deps.owner.ownerId, this.deps.timing.leaseTtlMs));
       this.renewedAt = attemptAt;
@@ -142,6 +153,7 @@ export class Supervisor {
 
   private drop(id: string, runner: SessionRunner, message: string): void {
     this.runners.delete(id);
+    this.acquiredAt.delete(id);
     this.deps.logger.warn({ session: id }, message);
     void runner.stop({ leaseLost: true });
   }

@@ -202,4 +202,22 @@ describe('SessionRunner on a scripted socket and a manual clock', () => {
       expect(await session()).toMatchObject({ state: 'paired', connection: 'connecting', lastDisconnect: null });
     },
   );
+
+  it('backs off after three 515s in a row without an open, and reconnects at once again after an open', async () => {
+    for (let i = 1; i <= 3; i++) {
+      factory.last().close(boom(515, 'Stream Errored (restart required)'));
+      await clock.advance(5);
+      expect(factory.sockets).toHaveLength(i + 1);
+    }
+    factory.last().close(boom(515, 'Stream Errored (restart required)'));
+    await clock.advance(5);
+    expect(factory.sockets).toHaveLength(4); // the fourth waits
+    await clock.advance(timing.backoffBaseMs);
+    expect(factory.sockets).toHaveLength(5);
+    factory.last().open();
+    await clock.advance(0);
+    factory.last().close(boom(515, 'Stream Errored (restart required)'));
+    await clock.advance(5);
+    expect(factory.sockets).toHaveLength(6); // an open in between: at once again
+  });
 });
