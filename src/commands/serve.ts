@@ -64,10 +64,8 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
           address,
           {
             ready: () => {
-              const owned = supervisor.owned();
-              const notOpen = owned.filter((s) => s.connection !== 'open').map((s) => s.id);
-              const ready = notOpen.length === 0;
-              return Promise.resolve({ ready, body: { ready, owned: owned.length, notOpen } });
+              const readiness = supervisor.readiness();
+              return Promise.resolve({ ready: readiness.ready, body: readiness });
             },
             sessions: async () => ({ db: store.location, sessions: (await store.listSessions()).map(sessionView) }),
             metrics: async () => metrics.render((await store.listSessions()).map(sessionView)),

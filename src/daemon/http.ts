@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import { usageError } from '../errors.js';
 
 export interface HttpRoutes {
-  /** 200 when every owned paired session is open, 503 otherwise. */
+  /** 200 when every paired session this process may own is open or waiting for another live owner, 503 otherwise. */
   ready(): Promise<{ ready: boolean; body: unknown }>;
   sessions(): Promise<unknown>;
   metrics(): Promise<string>;

@@ -4,6 +4,28 @@ import type { SessionRecord } from '../store/types.js';
 import { ConnectLimiter } from './backoff.js';
 import { SessionRunner, type DaemonServices } from './session-runner.js';
 
+/**
+ * Whether this daemon does its job (HTTP `/readyz`): every paired session it may own is open, or knowingly
+ * waiting for another live owner; none is stopped by an error; its leases can be renewed.
+ */
+export interface Readiness {
+  ready: boolean;
+  /** Sessions this process owns. */
+  owned: number;
+  /** Owned sessions that are not open (connecting, or waiting to reconnect). */
+  notOpen: string[];
+  /** Paired sessions it may own that it has not taken yet (free leases, or the database would not let it). */
+  untaken: string[];
+  /** Paired sessions it stopped for a reason reconnecting cannot fix, with that reason. */
+  stopped: Array<{ id: string; reason: string }>;
+  /** Paired sessions held by another live owner: waited for, not a fault. */
+  waiting: string[];
+  /** Whether the last lease renewal succeeded, recently. */
+  leasesRenewed: boolean;
+  /** Whether the last look for sessions could read the database. */
+  discoveryOk: boolean;
+}
+
 export interface SupervisorDeps extends DaemonServices {
   owner: LeaseOwner;
   /** Serve only these sessions (empty: every paired session this process can own). */
@@ -20,7 +42,11 @@ export class Supervisor {
   private readonly deps: SupervisorDeps;
   private readonly runners = new Map<string, SessionRunner>();
   /** Sessions this process stopped for a reason, with the lastConnectedAt they had: retried only after a newer connect. */
-  private readonly stopped = new Map<string, string | null>();
+  private readonly stopped = new Map<string, { lastConnectedAt: string | null; reason: string }>();
+  /** The sessions the last discovery round saw (undefined until one could list them). */
+  private listed: SessionRecord[] | undefined;
+  private discoveryOk = false;
+  private renewOk = true;
   private readonly limiter: ConnectLimiter;
   private timers: Array<() => void> = [];
   private stopping = false;
@@ -59,8 +85,44 @@ export class Supervisor {
   private eligible(session: SessionRecord): boolean {
     if (session.state !== 'paired' || this.runners.has(session.id)) return false;
     if (this.deps.only.length > 0 && !this.deps.only.includes(session.id)) return false;
-    if (this.stopped.has(session.id) && this.stopped.get(session.id) === session.lastConnectedAt) return false;
+    if (this.isStopped(session)) return false;
     return session.lease === null || session.lease.ownerId === this.deps.owner.ownerId;
+  }
+
+  private isStopped(session: SessionRecord): boolean {
+    const entry = this.stopped.get(session.id);
+    return entry !== undefined && entry.lastConnectedAt === session.lastConnectedAt;
+  }
+
+  /** See Readiness; computed from the last discovery round and renewal, without a query of its own. */
+  readiness(): Readiness {
+    const { only, owner, timing, clock } = this.deps;
+    const owned = this.owned();
+    const notOpen = owned.filter((s) => s.connection !== 'open').map((s) => s.id);
+    const mine = (this.listed ?? []).filter(
+      (s) => s.state === 'paired' && (only.length === 0 || only.includes(s.id)) && !this.runners.has(s.id),
+    );
+    const stopped = mine
+      .filter((s) => this.isStopped(s))
+      .map((s) => ({ id: s.id, reason: this.stopped.get(s.id)!.reason }));
+    const waiting = mine.filter((s) => s.lease !== null && s.lease.ownerId !== owner.ownerId).map((s) => s.id);
+    const untaken = mine
+      .filter((s) => !this.isStopped(s) && (s.lease === null || s.lease.ownerId === owner.ownerId))
+      .map((s) => s.id);
+    // A renewal that hangs is as bad as one that fails: two ticks without an answer is not renewing.
+    const leasesRenewed = this.renewOk && clock.monotonic() - this.renewedAt < 2 * timing.leaseRenewMs;
+    const ready =
+      this.discoveryOk && leasesRenewed && notOpen.length === 0 && untaken.length === 0 && stopped.length === 0;
+    return {
+      ready,
+      owned: owned.length,
+      notOpen,
+      untaken,
+      stopped,
+      waiting,
+      leasesRenewed,
+      discoveryOk: this.discoveryOk,
+    };
   }
 
   /**
@@ -80,7 +142,9 @@ export class Supervisor {
       // time-to-open, and leaves the rest to other daemons looking at the same database, so sessions
       // spread across them instead of the first one up taking everything. Shuffled for the same reason.
       const perRound = Math.max(1, Math.ceil((timing.connectsPerSecond * timing.discoveryMs) / 1000));
-      const candidates = (await store.listSessions()).filter((s) => this.eligible(s));
+      const sessions = await store.listSessions();
+      this.listed = sessions;
+      const candidates = sessions.filter((s) => this.eligible(s));
       for (const session of shuffle(candidates).slice(0, perRound)) {
         if (this.stopping) break;
         const attemptAt = this.deps.clock.monotonic();
@@ -101,7 +165,9 @@ export class Supervisor {
         logger.info({ session: session.id }, 'took session');
         runner.start();
       }
+      this.discoveryOk = true;
     } catch (error) {
+      this.discoveryOk = false;
       this.deps.logger.error({ err: error }, 'looking for sessions failed; retrying');
     }
   }
@@ -113,7 +179,7 @@ export class Supervisor {
     this.acquiredAt.delete(id);
     if (disconnect.action === 'stop' || disconnect.action === 'qr_expired') {
       const session = await this.deps.store.getSession(id).catch(() => undefined);
-      this.stopped.set(id, session?.lastConnectedAt ?? null);
+      this.stopped.set(id, { lastConnectedAt: session?.lastConnectedAt ?? null, reason: disconnect.reason });
     }
     await this.deps.store.releaseLease(id, this.deps.owner.ownerId).catch(() => undefined);
   }
@@ -139,12 +205,14 @@ export class Supervisor {
     try {
       const held = new Set(await this.deps.store.renewLeases(this.deps.owner.ownerId, this.deps.timing.leaseTtlMs));
       this.renewedAt = attemptAt;
+      this.renewOk = true;
       for (const [id, runner] of this.runners) {
         if (held.has(id)) continue;
         // Someone else holds it now: close without logging out, write nothing more, do not fight back.
         this.drop(id, runner, 'lease lost to another process; closing this session quietly');
       }
     } catch (error) {
+      this.renewOk = false;
       this.deps.logger.warn({ err: error }, 'renewing leases failed; retrying');
     } finally {
       this.renewing = false;

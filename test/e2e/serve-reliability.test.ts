@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../wa-server/server.js';
 import { pairSessions } from '../helpers/pair.js';
 import { runWa } from '../helpers/run-wa.js';
+import { holdWriteLock } from '../helpers/sqlite-lock.js';
 import { tempDir } from '../helpers/temp.js';
 import { WaProcess, waEnv } from '../helpers/wa-process.js';
 
@@ -24,9 +25,15 @@ describe('wa serve: takeovers, storage stalls and lag', () => {
     JSON.parse((await runWa(['status', id, '--json'], { env: waEnv(server, db) })).stdout) as Record<string, unknown>;
   const opens = (daemon: WaProcess, id: string): number =>
     daemon.lines.filter((l) => l.session === id && l.msg === 'connection open').length;
-  const until = async (what: string, done: () => boolean, timeoutMs = 20_000): Promise<void> => {
+  let ready = 0;
+  const until = async (
+    what: string,
+    done: () => boolean,
+    timeoutMs = 20_000,
+    poll: () => Promise<void> = () => Promise.resolve(),
+  ): Promise<void> => {
     const deadline = Date.now() + timeoutMs;
-    while (!done()) {
+    for (await poll(); !done(); await poll()) {
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -67,6 +74,38 @@ describe('wa serve: takeovers, storage stalls and lag', () => {
         await until(`serve to take '${id}' back in round ${round}`, () => opens(daemon, id) > before);
       }
       expect(daemon.lines.filter((l) => l.msg === 'replaced by another client; session stopped')).toEqual([]);
+    },
+  );
+
+  it(
+    "opens the sessions after another process held the SQLite write lock past the store's patience; /readyz 503 meanwhile",
+    { timeout: 90_000 },
+    async () => {
+      const ids = await pairSessions(server, db, 2);
+      const lock = await holdWriteLock(db, 12_000); // longer than the store's 10 s lock patience
+      let released = false;
+      void lock.released.then(() => (released = true));
+      const daemon = serve(['--http', '127.0.0.1:0']);
+      const base = (await daemon.waitForLine((l) => l.msg === 'wa serve started', 20_000)).http as string;
+      const whileLocked: number[] = [];
+      while (!released) {
+        const status = (await fetch(`${base}/readyz`)).status;
+        if (!released) whileLocked.push(status);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      expect(whileLocked.length).toBeGreaterThan(10);
+      expect(new Set(whileLocked)).toEqual(new Set([503]));
+      for (const id of ids) await until(`'${id}' to open`, () => opens(daemon, id) > 0, 30_000);
+      await until(
+        '/readyz 200',
+        () => ready === 200,
+        10_000,
+        async () => {
+          ready = (await fetch(`${base}/readyz`)).status;
+        },
+      );
+      expect(daemon.lines.filter((l) => l.msg === 'session stopped')).toEqual([]);
+      for (const id of ids) expect(await status(id)).toMatchObject({ state: 'paired', connection: 'open' });
     },
   );
 });
