@@ -46,6 +46,7 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
     ctx.rejections.logTo(baileysLogger);
     const baileys = await loadBaileys();
     const metrics = new Metrics(() => ctx.rejections.count);
+    metrics.monitorEventLoop();
     const owner = newOwner('serve', ctx.host, ctx.pid);
     const supervisor = new Supervisor({
       store,
@@ -88,6 +89,7 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
     await supervisor.stop();
     http?.closeAllConnections();
     await new Promise<void>((resolve) => (http ? http.close(() => resolve()) : resolve()));
+    metrics.stopEventLoopMonitor();
     logger.info({ ms: Date.now() - started }, 'wa serve stopped');
   } finally {
     await store.close();

@@ -108,4 +108,32 @@ describe('wa serve: takeovers, storage stalls and lag', () => {
       for (const id of ids) expect(await status(id)).toMatchObject({ state: 'paired', connection: 'open' });
     },
   );
+
+  it(
+    'keeps its sessions open while another process holds the write lock for 6 s, with the event-loop lag bounded',
+    { timeout: 90_000 },
+    async () => {
+      const ids = await pairSessions(server, db, 2);
+      // Renewals every second keep hitting the lock (a 30 s TTL, so no fencing): they wait on a timer.
+      const daemon = serve(
+        ['--http', '127.0.0.1:0'],
+        'keepAliveMs=2000,livenessGraceMs=2000,connectTimeoutMs=3000,leaseTtlMs=30000,leaseRenewMs=1000,discoveryMs=1000',
+      );
+      const base = (await daemon.waitForLine((l) => l.msg === 'wa serve started', 20_000)).http as string;
+      for (const id of ids) await until(`'${id}' to open`, () => opens(daemon, id) > 0, 30_000);
+      const lines = daemon.lines.length;
+      const lock = await holdWriteLock(db, 6_000);
+      await lock.released;
+      await new Promise((r) => setTimeout(r, 2_000)); // the renewals catch up
+      const after = daemon.lines.slice(lines);
+      expect(after.filter((l) => l.msg === 'connection open' || typeof l.action === 'string')).toEqual([]);
+      const metrics = await (await fetch(`${base}/metrics`)).text();
+      const max = Number(/^wa_event_loop_lag_max_seconds (\S+)$/m.exec(metrics)?.[1]);
+      const p99 = Number(/^wa_event_loop_lag_seconds\{quantile="0.99"\} (\S+)$/m.exec(metrics)?.[1]);
+      console.log(`event-loop lag during a 6 s lock: max ${max} s, p99 ${p99} s`);
+      expect(max).toBeGreaterThan(0);
+      expect(max).toBeLessThan(1); // the hold was 6 s: nothing waited for it synchronously
+      for (const id of ids) expect(await status(id)).toMatchObject({ state: 'paired', connection: 'open' });
+    },
+  );
 });
