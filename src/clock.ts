@@ -40,3 +40,26 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', done, { once: true });
   });
 }
+
+/**
+ * Waits for `work` until `deadlineAt` (on `clock.monotonic()`), whichever comes first: true when the work
+ * settled in time. The work goes on in the background either way; a caller past its deadline (a daemon
+ * told to stop while the database hangs) simply stops waiting for it.
+ */
+export async function settleBy(
+  work: Promise<unknown>,
+  deadlineAt: number,
+  clock: Clock = systemClock,
+): Promise<boolean> {
+  const timeout = new AbortController();
+  let settled = false;
+  await Promise.race([
+    work.then(
+      () => void (settled = true),
+      () => void (settled = true),
+    ),
+    clock.sleep(deadlineAt - clock.monotonic(), timeout.signal),
+  ]);
+  timeout.abort();
+  return settled;
+}
