@@ -158,12 +158,23 @@ async function finishOpen(
   view: ConnectView,
 ): Promise<void> {
   const me = auth.state.creds.me;
+  await auth.ensureCredsStored().catch(async (error: unknown) => {
+    await socket.end();
+    await auth.close();
+    throw error;
+  });
   await store.updateSession(id, { state: 'paired', connection: 'open', lastConnectedAt: new Date().toISOString() });
   view.open(me?.id ?? '', me?.name ?? null);
   // Let the writes that follow a login (app state, LID mappings, pre-key counters) land before closing.
   await auth.settle(500, 5000);
-  await socket.end();
-  await auth.close();
+  try {
+    // SPEC: exit 0 only with the credentials stored. A creds write that failed (Baileys fires creds.update
+    // and forgets it) is written again here; still failing, it is exit 5, not "Connected".
+    await auth.ensureCredsStored();
+  } finally {
+    await socket.end();
+    await auth.close();
+  }
   await store.updateSession(id, { connection: 'closed' });
 }
 

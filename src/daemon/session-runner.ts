@@ -133,7 +133,15 @@ export class SessionRunner {
   /** Loads the session's auth state, fenced by our lease. */
   private async openAuth(): Promise<SessionAuth> {
     const { store, metrics, logger } = this.deps;
-    const auth = await SessionAuth.open(store, this.id, { deferCredsUntilPaired: false, fence: this.deps.ownerId });
+    const auth = await SessionAuth.open(store, this.id, {
+      deferCredsUntilPaired: false,
+      fence: this.deps.ownerId,
+      retryCreds: {
+        baseMs: this.deps.timing.backoffBaseMs,
+        capMs: this.deps.timing.backoffCapMs,
+        clock: this.deps.clock,
+      },
+    });
     auth.stats.onCommit = (ms, ok) => metrics.keyStoreWrite(ms, ok);
     // A refused fenced write proves the lease is someone else's: retrying can never succeed, and our
     // socket would only fight the new owner's (WhatsApp answers two logins with 440). Close quietly.
