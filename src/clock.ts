@@ -6,6 +6,11 @@
 export interface Clock {
   /** Epoch milliseconds (Date.now()). */
   now(): number;
+  /**
+   * Milliseconds on a clock that only moves forward (performance.now()): for measuring intervals such as
+   * "time since the last lease renewal", which a wall-clock step (NTP, a suspended VM) must not distort.
+   */
+  monotonic(): number;
   /** Resolves after `ms`, or early (without error) when the signal aborts. */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
   /** Calls `fn` every `ms` until the returned function is called. */
@@ -14,6 +19,7 @@ export interface Clock {
 
 export const systemClock: Clock = {
   now: () => Date.now(),
+  monotonic: () => performance.now(),
   sleep,
   every(ms, fn) {
     const timer = setInterval(fn, ms);
@@ -33,4 +39,27 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     const timer = setTimeout(done, Math.max(0, ms));
     signal?.addEventListener('abort', done, { once: true });
   });
+}
+
+/**
+ * Waits for `work` until `deadlineAt` (on `clock.monotonic()`), whichever comes first: true when the work
+ * settled in time. The work goes on in the background either way; a caller past its deadline (a daemon
+ * told to stop while the database hangs) simply stops waiting for it.
+ */
+export async function settleBy(
+  work: Promise<unknown>,
+  deadlineAt: number,
+  clock: Clock = systemClock,
+): Promise<boolean> {
+  const timeout = new AbortController();
+  let settled = false;
+  await Promise.race([
+    work.then(
+      () => void (settled = true),
+      () => void (settled = true),
+    ),
+    clock.sleep(deadlineAt - clock.monotonic(), timeout.signal),
+  ]);
+  timeout.abort();
+  return settled;
 }

@@ -51,6 +51,8 @@ export async function connect(ctx: Context, id: string, options: ConnectOptions)
         view,
         stop: stop.signal,
         stopReason: () => stopReason,
+        fence: lease.owner.ownerId,
+        onLeaseLost: () => halt('lease'),
         timeoutMs: options.timeoutMs,
         wasLoggedOut: session.state === 'logged_out',
       });
@@ -76,11 +78,27 @@ interface RunArgs {
   view: ConnectView;
   stop: AbortSignal;
   stopReason: () => StopReason | undefined;
+  /** Our lease owner id: auth writes are fenced by it. */
+  fence: string;
+  /** A fenced write was refused: the lease is someone else's now. */
+  onLeaseLost: () => void;
   timeoutMs: number;
   wasLoggedOut: boolean;
 }
 
-async function run({ ctx, store, id, phone, view, stop, stopReason, timeoutMs, wasLoggedOut }: RunArgs): Promise<void> {
+async function run({
+  ctx,
+  store,
+  id,
+  phone,
+  view,
+  stop,
+  stopReason,
+  fence,
+  onLeaseLost,
+  timeoutMs,
+  wasLoggedOut,
+}: RunArgs): Promise<void> {
   const baileys = await loadBaileys();
   const logger = await createLogger(ctx.config.logLevel ?? 'warn', view.logStream);
   ctx.processLog.logTo(logger);
@@ -89,7 +107,8 @@ async function run({ ctx, store, id, phone, view, stop, stopReason, timeoutMs, w
   const wasPaired = Boolean(stored?.account) && !wasLoggedOut;
   // Dead credentials (logged out) or half-made ones (an abandoned pairing) are cleared: pair anew, cleanly.
   if (!wasPaired && stored) await store.clearAuth(id);
-  const auth = await SessionAuth.open(store, id, { deferCredsUntilPaired: !wasPaired });
+  const auth = await SessionAuth.open(store, id, { deferCredsUntilPaired: !wasPaired, fence });
+  auth.onLeaseLost(onLeaseLost);
   view.connecting(wasPaired ? 'Connecting to WhatsApp…' : 'Connecting to WhatsApp to pair…');
 
   let qrCount = 0;
@@ -139,12 +158,23 @@ async function finishOpen(
   view: ConnectView,
 ): Promise<void> {
   const me = auth.state.creds.me;
+  await auth.ensureCredsStored().catch(async (error: unknown) => {
+    await socket.end();
+    await auth.close();
+    throw error;
+  });
   await store.updateSession(id, { state: 'paired', connection: 'open', lastConnectedAt: new Date().toISOString() });
   view.open(me?.id ?? '', me?.name ?? null);
   // Let the writes that follow a login (app state, LID mappings, pre-key counters) land before closing.
   await auth.settle(500, 5000);
-  await socket.end();
-  await auth.close();
+  try {
+    // SPEC: exit 0 only with the credentials stored. A creds write that failed (Baileys fires creds.update
+    // and forgets it) is written again here; still failing, it is exit 5, not "Connected".
+    await auth.ensureCredsStored();
+  } finally {
+    await socket.end();
+    await auth.close();
+  }
   await store.updateSession(id, { connection: 'closed' });
 }
 

@@ -1,4 +1,4 @@
-import { systemClock } from '../clock.js';
+import { settleBy, systemClock } from '../clock.js';
 import { type LogLevel } from '../config.js';
 import type { HttpAddress } from '../daemon/http.js';
 import { sharedRead, startHttp } from '../daemon/http.js';
@@ -21,6 +21,15 @@ export interface ServeOptions {
   http?: HttpAddress | undefined;
 }
 
+/**
+ * How long a graceful stop may take (SPEC: exit 0 within 10 s, even with the database hanging): each
+ * query can otherwise wait for the pool's 30 s timeout. Past it, serve stops waiting for lease releases
+ * and key writes; the leases then expire on their own (TTL).
+ */
+export const SHUTDOWN_DEADLINE_MS = 8_000;
+/** What is left after the deadline for closing the store (a hanging pool never ends). */
+const STORE_CLOSE_GRACE_MS = 1_000;
+
 /** Baileys logs every connect at info; with hundreds of sessions that drowns wa's own lines, so it gets warn unless asked for more. */
 const baileysLevel = (level: LogLevel): LogLevel =>
   level === 'debug' || level === 'trace' || level === 'silent' || level === 'error' || level === 'fatal'
@@ -36,6 +45,7 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
   const address =
     options.http ?? (ctx.config.port === undefined ? undefined : { host: '0.0.0.0', port: ctx.config.port });
   const store = await ctx.openStore('write');
+  let closeBy = Infinity;
   try {
     await unlockValues(store); // a missing or wrong WA_SECRET fails now, before any lease is taken
     for (const id of ids) {
@@ -50,6 +60,7 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
     ctx.processLog.logTo(baileysLogger);
     const baileys = await loadBaileys();
     const metrics = new Metrics(() => ctx.processLog.rejections);
+    metrics.monitorEventLoop();
     const owner = newOwner('serve', ctx.host, ctx.pid);
     const supervisor = new Supervisor({
       store,
@@ -75,10 +86,8 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
           address,
           {
             ready: () => {
-              const owned = supervisor.owned();
-              const notOpen = owned.filter((s) => s.connection !== 'open').map((s) => s.id);
-              const ready = notOpen.length === 0;
-              return Promise.resolve({ ready, body: { ready, owned: owned.length, notOpen } });
+              const readiness = supervisor.readiness();
+              return Promise.resolve({ ready: readiness.ready, body: readiness });
             },
             sessions: async () => ({ db: store.location, sessions: await sessionViews() }),
             metrics: async () => metrics.render(await sessionViews()),
@@ -105,11 +114,19 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
     });
     logger.info('stopping: closing sessions without logging out');
     const started = Date.now();
-    await supervisor.stop();
+    const deadlineAt = systemClock.monotonic() + SHUTDOWN_DEADLINE_MS;
+    closeBy = deadlineAt + STORE_CLOSE_GRACE_MS;
+    if (!(await settleBy(supervisor.stop(), deadlineAt)))
+      logger.warn(
+        { ms: Date.now() - started },
+        'the database did not answer in time; stopping without waiting (leases expire on their own)',
+      );
     http?.closeAllConnections();
-    await new Promise<void>((resolve) => (http ? http.close(() => resolve()) : resolve()));
+    await settleBy(new Promise<void>((resolve) => (http ? http.close(() => resolve()) : resolve())), deadlineAt);
+    metrics.stopEventLoopMonitor();
     logger.info({ ms: Date.now() - started }, 'wa serve stopped');
   } finally {
-    await store.close();
+    if (closeBy === Infinity) await store.close();
+    else await settleBy(store.close(), closeBy);
   }
 }

@@ -5,7 +5,7 @@ import type { Clock } from '../clock.js';
 import { ExitCode, isWaError, usageError } from '../errors.js';
 
 export interface HttpRoutes {
-  /** 200 when every owned paired session is open, 503 otherwise. */
+  /** 200 when every paired session this process may own is open or waiting for another live owner, 503 otherwise. */
   ready(): Promise<{ ready: boolean; body: unknown }>;
   sessions(): Promise<unknown>;
   metrics(): Promise<string>;

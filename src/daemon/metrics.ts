@@ -2,6 +2,7 @@
  * The daemon's counters, rendered as Prometheus text. Kept by hand: a handful of series does not need a
  * client library, and wa must not load anything heavy.
  */
+import { createHistogram, performance, type RecordableHistogram } from 'node:perf_hooks';
 import type { SessionView } from '../session/session-view.js';
 
 const WRITE_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5];
@@ -20,10 +21,47 @@ export class Metrics {
   private writeSum = 0;
   private writeFailures = 0;
   private readonly unhandledRejections: () => number;
+  /** Event-loop delay of this process (sampled by Node every 20 ms), over the current and previous window. */
+  private loop: { current: RecordableHistogram; previous: RecordableHistogram; timer: NodeJS.Timeout } | undefined;
 
   /** `unhandledRejections` reads the process's count (kept at the CLI edge). */
   constructor(unhandledRejections: () => number = () => 0) {
     this.unhandledRejections = unhandledRejections;
+  }
+
+  /**
+   * Starts measuring event-loop lag: a blocked loop delays lease renewals, keep-alive answers and every
+   * HTTP request, so it is the first thing to look at when sessions flap. A 100 ms timer records how late
+   * it fires (as monitorEventLoopDelay does, but into a histogram that can be merged: Node cannot add an
+   * ELD histogram to another), reported over the last one to two windows so an old spike ages out.
+   */
+  monitorEventLoop(windowMs = 60_000, sampleMs = 100): void {
+    if (this.loop) return;
+    let last = performance.now();
+    let windowStart = last;
+    const loop = {
+      current: createHistogram(),
+      previous: createHistogram(),
+      timer: undefined as unknown as NodeJS.Timeout,
+    };
+    loop.timer = setInterval(() => {
+      const now = performance.now();
+      loop.current.record(Math.max(1, Math.round((now - last - sampleMs) * 1e6)));
+      last = now;
+      if (now - windowStart >= windowMs) {
+        loop.previous = loop.current;
+        loop.current = createHistogram();
+        windowStart = now;
+      }
+    }, sampleMs);
+    loop.timer.unref();
+    this.loop = loop;
+  }
+
+  stopEventLoopMonitor(): void {
+    if (!this.loop) return;
+    clearInterval(this.loop.timer);
+    this.loop = undefined;
   }
 
   /** A connect attempt that ended `open`, or failed before opening. */
@@ -110,6 +148,25 @@ export class Metrics {
       'Live handles and requests of this process (sockets, timers, ...): flat across reconnects, or something leaks.',
     );
     lines.push(`wa_process_active_resources ${process.getActiveResourcesInfo().length}`);
+    if (this.loop) {
+      const merged = createHistogram();
+      merged.add(this.loop.previous);
+      merged.add(this.loop.current);
+      // Recorded in nanoseconds.
+      const seconds = (ns: number): number => (Number.isFinite(ns) ? ns / 1e9 : 0);
+      family(
+        'wa_event_loop_lag_seconds',
+        'summary',
+        'Event-loop delay of this process over the last one to two minutes (how late a 100 ms timer fires).',
+      );
+      for (const q of [0.5, 0.9, 0.99])
+        lines.push(
+          `wa_event_loop_lag_seconds${labels({ quantile: String(q) })} ${merged.count === 0 ? 0 : seconds(merged.percentile(q * 100))}`,
+        );
+      lines.push(`wa_event_loop_lag_seconds_count ${merged.count}`);
+      family('wa_event_loop_lag_max_seconds', 'gauge', 'Longest event-loop delay over the same window.');
+      lines.push(`wa_event_loop_lag_max_seconds ${merged.count === 0 ? 0 : seconds(merged.max)}`);
+    }
     return `${lines.join('\n')}\n`;
   }
 }

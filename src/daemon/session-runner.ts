@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
+import { isWaError } from '../errors.js';
 import type { Timing } from '../config.js';
 import { closedPatch, untilClosed, type SessionSocket, type SocketFactory } from '../session/connection.js';
 import type { Disconnect } from '../session/disconnect.js';
@@ -7,6 +8,34 @@ import { SessionAuth } from '../session/session-auth.js';
 import type { ConnectionState, SessionStore } from '../store/types.js';
 import { backoffDelay, type ConnectLimiter } from './backoff.js';
 import type { Metrics } from './metrics.js';
+
+/**
+ * Consecutive 515s (restart required) answered by an immediate reconnect; later ones get backoff. A pairing
+ * needs one (Baileys' lib/Socket/socket.js ends the socket with 515 after pair-success).
+ */
+const RESTARTS_AT_ONCE = 3;
+
+/**
+ * Error codes that reopening cannot fix: stored data that is not what it should be, or a secret that does
+ * not open it (src/auth/auth-state.ts, src/store/sealed.ts). Everything else that can fail while opening
+ * a session (a locked or unreachable database, I/O, a timeout) passes, so it is retried with backoff.
+ */
+const PERMANENT_OPEN_FAILURES = new Set([
+  'E_CORRUPT',
+  'E_DB_CORRUPT',
+  'E_UNSEAL',
+  'E_WRONG_SECRET',
+  'E_SECRET_REQUIRED',
+  'E_ENCRYPTION_META',
+]);
+
+/** What to do when loading a session's auth state failed: stop (permanent), retry, or yield to the lease's new owner. */
+export function classifyOpenFailure(error: unknown): { action: 'stop' | 'retry' | 'lease_lost'; message: string } {
+  const message = error instanceof Error ? error.message : String(error);
+  if (isWaError(error) && error.code === 'E_LEASE_LOST') return { action: 'lease_lost', message };
+  if (isWaError(error) && PERMANENT_OPEN_FAILURES.has(error.code)) return { action: 'stop', message };
+  return { action: 'retry', message };
+}
 
 /** What the daemon's parts share: the store, the socket factory, logging, settings, metrics and time. */
 export interface DaemonServices {
@@ -24,6 +53,8 @@ export interface DaemonServices {
 
 export interface RunnerDeps extends DaemonServices {
   id: string;
+  /** Our lease owner id: every auth write is fenced by it (a write after the lease is gone is refused). */
+  ownerId: string;
   limiter: ConnectLimiter;
   /** Called once when the runner stops on its own (logged out, replaced, a stop reason). */
   onStopped: (id: string, disconnect: Disconnect) => void;
@@ -48,6 +79,8 @@ export class SessionRunner {
   /** Set when the lease was lost: the new owner writes the session's state from now on. */
   private silent = false;
   private recording: Promise<void> = Promise.resolve();
+  /** Set when a fenced auth write was refused: the lease is gone, so stop quietly (the new owner writes). */
+  private leaseLost = false;
 
   constructor(deps: RunnerDeps) {
     this.deps = deps;
@@ -55,13 +88,15 @@ export class SessionRunner {
   }
 
   start(): void {
-    this.done = this.loop().catch((error: unknown) => {
+    this.done = this.loop().catch(async (error: unknown) => {
       this.deps.logger.error({ err: error }, 'session runner failed');
-      this.deps.onStopped(this.id, {
+      const disconnect: Disconnect = {
         code: null,
         reason: error instanceof Error ? error.message : String(error),
         action: 'stop',
-      });
+      };
+      await this.recordDisconnect(disconnect);
+      this.deps.onStopped(this.id, disconnect);
     });
   }
 
@@ -89,26 +124,113 @@ export class SessionRunner {
     return this.recording;
   }
 
-  private async loop(): Promise<void> {
-    const { store, metrics, timing, logger } = this.deps;
-    const signal = this.abort.signal;
-    const auth = await SessionAuth.open(store, this.id, { deferCredsUntilPaired: false });
+  /** Records why the session stopped or could not open, so `wa status` shows it. */
+  private recordDisconnect(disconnect: Disconnect): Promise<void> {
+    const at = new Date(this.deps.clock.now()).toISOString();
+    return this.record({ lastDisconnect: { code: disconnect.code, reason: disconnect.reason, at } });
+  }
+
+  /** Loads the session's auth state, fenced by our lease. */
+  private async openAuth(): Promise<SessionAuth> {
+    const { store, metrics, logger } = this.deps;
+    const auth = await SessionAuth.open(store, this.id, {
+      deferCredsUntilPaired: false,
+      fence: this.deps.ownerId,
+      retryCreds: {
+        baseMs: this.deps.timing.backoffBaseMs,
+        capMs: this.deps.timing.backoffCapMs,
+        clock: this.deps.clock,
+      },
+    });
     auth.stats.onCommit = (ms, ok) => metrics.keyStoreWrite(ms, ok);
-    this.auth = auth;
+    // A refused fenced write proves the lease is someone else's: retrying can never succeed, and our
+    // socket would only fight the new owner's (WhatsApp answers two logins with 440). Close quietly.
+    auth.onLeaseLost(() => {
+      if (this.abort.signal.aborted) return;
+      logger.warn('lease lost (a fenced write was refused); closing this session quietly');
+      this.leaseLost = true;
+      this.silent = true;
+      this.abort.abort();
+    });
+    return auth;
+  }
+
+  private backoff(attempt: number): number {
+    const { timing } = this.deps;
+    return backoffDelay(attempt, {
+      baseMs: timing.backoffBaseMs,
+      capMs: timing.backoffCapMs,
+      resetAfterMs: timing.backoffResetMs,
+    });
+  }
+
+  private async loop(): Promise<void> {
+    const { timing, logger } = this.deps;
+    const signal = this.abort.signal;
+    let auth: SessionAuth | undefined;
     let attempt = 0;
+    /** 515s in a row without an open in between. */
+    let restarts = 0;
     try {
       while (!signal.aborted) {
+        if (!auth) {
+          try {
+            auth = await this.openAuth();
+            this.auth = auth;
+          } catch (error) {
+            if (signal.aborted) break;
+            const failure = classifyOpenFailure(error);
+            if (failure.action === 'lease_lost') {
+              logger.warn('lease lost while opening the session; closing it quietly');
+              this.leaseLost = true;
+              this.silent = true;
+              break;
+            }
+            const disconnect: Disconnect = {
+              code: null,
+              reason: `could not open the session's stored state: ${failure.message}`,
+              action: failure.action,
+            };
+            this.deps.metrics.disconnect(null, failure.action);
+            await this.recordDisconnect(disconnect);
+            if (failure.action === 'stop') {
+              logger.error({ err: error, reason: disconnect.reason, action: 'stop' }, 'session stopped');
+              this.deps.onStopped(this.id, disconnect);
+              return;
+            }
+            const delay = this.backoff(attempt++);
+            logger.warn(
+              { err: error, reason: disconnect.reason, action: 'retry', attempt, delayMs: delay },
+              'could not open the session; retrying after backoff',
+            );
+            await this.deps.clock.sleep(delay, signal);
+            continue;
+          }
+        }
         await this.deps.limiter.take(signal);
         if (signal.aborted) break;
         const { disconnect, openFor } = await this.connectOnce(auth);
         if (signal.aborted) break;
 
-        metrics.disconnect(disconnect.code, disconnect.action);
+        this.deps.metrics.disconnect(disconnect.code, disconnect.action);
         this.connection = 'closed';
+        if ((disconnect.action === 'replaced' || disconnect.action === 'logged_out') && !(await this.leaseIsOurs())) {
+          // A `--takeover` logs in before our renewal notices the lost lease, and WhatsApp answers the new
+          // login with 440 on our socket: not a replacement but a handover. Recording `replaced` now would
+          // race the new owner's `paired`, so write nothing and let it go.
+          logger.info(
+            { code: disconnect.code, reason: disconnect.reason },
+            'closed by WhatsApp after another process took the lease; closing quietly',
+          );
+          this.leaseLost = true;
+          this.silent = true;
+          break;
+        }
         await this.record(closedPatch(disconnect, true, new Date(this.deps.clock.now())));
         const fields = { code: disconnect.code, reason: disconnect.reason, action: disconnect.action };
 
-        if (disconnect.action === 'restart') {
+        if (openFor !== null) restarts = 0;
+        if (disconnect.action === 'restart' && ++restarts <= RESTARTS_AT_ONCE) {
           logger.info(fields, 'restart requested by WhatsApp; reconnecting');
           continue;
         }
@@ -123,16 +245,16 @@ export class SessionRunner {
           return;
         }
         if (disconnect.action === 'stop' || disconnect.action === 'qr_expired') {
+          if (disconnect.code === null) await this.recordDisconnect(disconnect); // closedPatch records coded ones
           logger.error({ ...fields, ...(disconnect.detail ? { detail: disconnect.detail } : {}) }, 'session stopped');
           this.deps.onStopped(this.id, disconnect);
           return;
         }
         if (openFor !== null && openFor >= timing.backoffResetMs) attempt = 0;
-        const delay = backoffDelay(attempt++, {
-          baseMs: timing.backoffBaseMs,
-          capMs: timing.backoffCapMs,
-          resetAfterMs: timing.backoffResetMs,
-        });
+        let delay = this.backoff(attempt++);
+        // A server that answers every login with 515 would otherwise be hit in a tight loop: past the few
+        // restarts a pairing needs, wait at least half the base (full jitter alone can draw ~0).
+        if (disconnect.action === 'restart') delay = Math.max(delay, Math.floor(timing.backoffBaseMs / 2));
         logger.info({ ...fields, attempt, delayMs: delay }, 'disconnected; reconnecting after backoff');
         await this.deps.clock.sleep(delay, signal);
       }
@@ -140,10 +262,21 @@ export class SessionRunner {
       // Graceful: close without logging out, let pending key writes land, then stop writing.
       if (this.socket) await this.socket.end();
       this.socket = undefined;
-      await auth.close();
+      await auth?.close();
       if (this.connection !== 'closed') await this.record({ connection: 'closed' });
       this.connection = 'closed';
     }
+    if (this.leaseLost) this.deps.onStopped(this.id, { code: null, reason: 'lease lost', action: 'closed' });
+  }
+
+  /**
+   * Whether the session's lease is still ours, read from the database. A failed read counts as not ours:
+   * closing quietly costs a reconnect at most (discovery takes the session again if nobody else has it),
+   * recording a wrong `replaced` stops it for good.
+   */
+  private async leaseIsOurs(): Promise<boolean> {
+    const session = await this.deps.store.getSession(this.id).catch(() => undefined);
+    return session?.lease?.ownerId === this.deps.ownerId;
   }
 
   /** One socket from connect to close. Resolves with why it closed and how long it was open. */

@@ -4,6 +4,28 @@ import type { SessionRecord } from '../store/types.js';
 import { ConnectLimiter } from './backoff.js';
 import { SessionRunner, type DaemonServices } from './session-runner.js';
 
+/**
+ * Whether this daemon does its job (HTTP `/readyz`): every paired session it may own is open, or knowingly
+ * waiting for another live owner; none is stopped by an error; its leases can be renewed.
+ */
+export interface Readiness {
+  ready: boolean;
+  /** Sessions this process owns. */
+  owned: number;
+  /** Owned sessions that are not open (connecting, or waiting to reconnect). */
+  notOpen: string[];
+  /** Paired sessions it may own that it has not taken yet (free leases, or the database would not let it). */
+  untaken: string[];
+  /** Paired sessions it stopped for a reason reconnecting cannot fix, with that reason. */
+  stopped: Array<{ id: string; reason: string }>;
+  /** Paired sessions held by another live owner: waited for, not a fault. */
+  waiting: string[];
+  /** Whether the last lease renewal succeeded, recently. */
+  leasesRenewed: boolean;
+  /** Whether the last look for sessions could read the database. */
+  discoveryOk: boolean;
+}
+
 export interface SupervisorDeps extends DaemonServices {
   owner: LeaseOwner;
   /** Serve only these sessions (empty: every paired session this process can own). */
@@ -20,20 +42,30 @@ export class Supervisor {
   private readonly deps: SupervisorDeps;
   private readonly runners = new Map<string, SessionRunner>();
   /** Sessions this process stopped for a reason, with the lastConnectedAt they had: retried only after a newer connect. */
-  private readonly stopped = new Map<string, string | null>();
+  private readonly stopped = new Map<string, { lastConnectedAt: string | null; reason: string }>();
+  /** The sessions the last discovery round saw (undefined until one could list them). */
+  private listed: SessionRecord[] | undefined;
+  private discoveryOk = false;
+  private renewOk = true;
   private readonly limiter: ConnectLimiter;
   private timers: Array<() => void> = [];
   private stopping = false;
   /** The discovery round in flight, if any: one at a time. */
   private discovery: Promise<void> | undefined;
-  /** When the last successful lease renewal was sent (our clock). */
+  /** When the last successful lease renewal was sent (monotonic clock). */
   private renewedAt: number;
+  /**
+   * When discovery took each session (monotonic): an acquisition is a renewal of that lease. Without it,
+   * the first tick after an outage would judge a session discovery just reopened by the stale time of
+   * the last renewal before the outage, and drop it again.
+   */
+  private readonly acquiredAt = new Map<string, number>();
   private renewing = false;
 
   constructor(deps: SupervisorDeps) {
     this.deps = deps;
     this.limiter = new ConnectLimiter(deps.timing.connectsPerSecond, deps.clock);
-    this.renewedAt = deps.clock.now();
+    this.renewedAt = deps.clock.monotonic();
   }
 
   /** Sessions this process owns right now, with their live connection state. */
@@ -53,8 +85,44 @@ export class Supervisor {
   private eligible(session: SessionRecord): boolean {
     if (session.state !== 'paired' || this.runners.has(session.id)) return false;
     if (this.deps.only.length > 0 && !this.deps.only.includes(session.id)) return false;
-    if (this.stopped.has(session.id) && this.stopped.get(session.id) === session.lastConnectedAt) return false;
+    if (this.isStopped(session)) return false;
     return session.lease === null || session.lease.ownerId === this.deps.owner.ownerId;
+  }
+
+  private isStopped(session: SessionRecord): boolean {
+    const entry = this.stopped.get(session.id);
+    return entry !== undefined && entry.lastConnectedAt === session.lastConnectedAt;
+  }
+
+  /** See Readiness; computed from the last discovery round and renewal, without a query of its own. */
+  readiness(): Readiness {
+    const { only, owner, timing, clock } = this.deps;
+    const owned = this.owned();
+    const notOpen = owned.filter((s) => s.connection !== 'open').map((s) => s.id);
+    const mine = (this.listed ?? []).filter(
+      (s) => s.state === 'paired' && (only.length === 0 || only.includes(s.id)) && !this.runners.has(s.id),
+    );
+    const stopped = mine
+      .filter((s) => this.isStopped(s))
+      .map((s) => ({ id: s.id, reason: this.stopped.get(s.id)!.reason }));
+    const waiting = mine.filter((s) => s.lease !== null && s.lease.ownerId !== owner.ownerId).map((s) => s.id);
+    const untaken = mine
+      .filter((s) => !this.isStopped(s) && (s.lease === null || s.lease.ownerId === owner.ownerId))
+      .map((s) => s.id);
+    // A renewal that hangs is as bad as one that fails: two ticks without an answer is not renewing.
+    const leasesRenewed = this.renewOk && clock.monotonic() - this.renewedAt < 2 * timing.leaseRenewMs;
+    const ready =
+      this.discoveryOk && leasesRenewed && notOpen.length === 0 && untaken.length === 0 && stopped.length === 0;
+    return {
+      ready,
+      owned: owned.length,
+      notOpen,
+      untaken,
+      stopped,
+      waiting,
+      leasesRenewed,
+      discoveryOk: this.discoveryOk,
+    };
   }
 
   /**
@@ -74,15 +142,20 @@ export class Supervisor {
       // time-to-open, and leaves the rest to other daemons looking at the same database, so sessions
       // spread across them instead of the first one up taking everything. Shuffled for the same reason.
       const perRound = Math.max(1, Math.ceil((timing.connectsPerSecond * timing.discoveryMs) / 1000));
-      const candidates = (await store.listSessions()).filter((s) => this.eligible(s));
+      const sessions = await store.listSessions();
+      this.listed = sessions;
+      const candidates = sessions.filter((s) => this.eligible(s));
       for (const session of shuffle(candidates).slice(0, perRound)) {
         if (this.stopping) break;
+        const attemptAt = this.deps.clock.monotonic();
         const result = await store.acquireLease(session.id, owner, timing.leaseTtlMs, false);
         if (!result.acquired || this.stopping || this.runners.has(session.id)) continue;
+        this.acquiredAt.set(session.id, attemptAt);
         this.stopped.delete(session.id);
         const runner = new SessionRunner({
           ...this.deps,
           id: session.id,
+          ownerId: owner.ownerId,
           logger: logger.child({ session: session.id }),
           baileysLogger: this.deps.baileysLogger.child({ session: session.id }),
           limiter: this.limiter,
@@ -92,7 +165,9 @@ export class Supervisor {
         logger.info({ session: session.id }, 'took session');
         runner.start();
       }
+      this.discoveryOk = true;
     } catch (error) {
+      this.discoveryOk = false;
       this.deps.logger.error({ err: error }, 'looking for sessions failed; retrying');
     }
   }
@@ -101,9 +176,10 @@ export class Supervisor {
     const runner = this.runners.get(id);
     if (!runner) return;
     this.runners.delete(id);
+    this.acquiredAt.delete(id);
     if (disconnect.action === 'stop' || disconnect.action === 'qr_expired') {
       const session = await this.deps.store.getSession(id).catch(() => undefined);
-      this.stopped.set(id, session?.lastConnectedAt ?? null);
+      this.stopped.set(id, { lastConnectedAt: session?.lastConnectedAt ?? null, reason: disconnect.reason });
     }
     await this.deps.store.releaseLease(id, this.deps.owner.ownerId).catch(() => undefined);
   }
@@ -115,24 +191,28 @@ export class Supervisor {
     // connected for a moment, and WhatsApp answers a second login with 440 (replaced). Checked on every
     // tick, whether or not the last renewal has answered yet.
     const fenceAfter = this.deps.timing.leaseTtlMs - this.deps.timing.leaseRenewMs;
-    if (this.deps.clock.now() - this.renewedAt >= fenceAfter) {
-      for (const [id, runner] of this.runners) {
+    const now = this.deps.clock.monotonic();
+    for (const [id, runner] of this.runners) {
+      const renewedAt = Math.max(this.renewedAt, this.acquiredAt.get(id) ?? -Infinity);
+      if (now - renewedAt >= fenceAfter) {
         this.drop(id, runner, 'could not renew the lease in time; closing this session until the database answers');
       }
     }
     if (this.renewing) return;
     this.renewing = true;
     // Measured before the request: the database's expiry is at least this much later than our clock here.
-    const attemptAt = this.deps.clock.now();
+    const attemptAt = this.deps.clock.monotonic();
     try {
       const held = new Set(await this.deps.store.renewLeases(this.deps.owner.ownerId, this.deps.timing.leaseTtlMs));
       this.renewedAt = attemptAt;
+      this.renewOk = true;
       for (const [id, runner] of this.runners) {
         if (held.has(id)) continue;
         // Someone else holds it now: close without logging out, write nothing more, do not fight back.
         this.drop(id, runner, 'lease lost to another process; closing this session quietly');
       }
     } catch (error) {
+      this.renewOk = false;
       this.deps.logger.warn({ err: error }, 'renewing leases failed; retrying');
     } finally {
       this.renewing = false;
@@ -141,6 +221,7 @@ export class Supervisor {
 
   private drop(id: string, runner: SessionRunner, message: string): void {
     this.runners.delete(id);
+    this.acquiredAt.delete(id);
     this.deps.logger.warn({ session: id }, message);
     void runner.stop({ leaseLost: true });
   }

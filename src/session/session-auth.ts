@@ -1,5 +1,7 @@
 import type { AuthenticationState } from '@whiskeysockets/baileys';
 import { useStoreAuthState } from '../auth/auth-state.js';
+import { systemClock, type Clock } from '../clock.js';
+import { isWaError, storageError } from '../errors.js';
 import type { SessionStore } from '../store/types.js';
 
 export interface SessionAuthOptions {
@@ -9,6 +11,16 @@ export interface SessionAuthOptions {
    * the next start log in as a device that does not exist (401), so an abandoned pairing must leave nothing.
    */
   deferCredsUntilPaired: boolean;
+  /**
+   * The lease owner id of this process: every write commits only while it holds the session's live lease
+   * (src/store/types.ts WriteOptions). A write refused for that (E_LEASE_LOST) tells `onLeaseLost`.
+   */
+  fence?: string | undefined;
+  /**
+   * Retry a failed creds write on its own, after `baseMs` doubling to `capMs`, with the newest creds (the
+   * daemon: a creds write Baileys fires once and forgets must not be lost to one busy moment).
+   */
+  retryCreds?: { baseMs: number; capMs: number; clock?: Clock } | undefined;
 }
 
 export interface WriteStats {
@@ -32,9 +44,19 @@ export class SessionAuth {
   private credsPending = false;
   private readonly deferCreds: boolean;
   private readonly persistCreds: () => Promise<void>;
+  private leaseLostListeners: Array<() => void> = [];
+  /** Set once a fenced write was refused: another process owns the session now. */
+  leaseLost = false;
+  /** Whether the newest creds write failed (and no later one succeeded): the stored creds are behind. */
+  credsWriteFailed = false;
+  private credsError: unknown;
+  private credsRetries = 0;
+  private readonly retryCreds: SessionAuthOptions['retryCreds'];
+  private readonly stopRetry = new AbortController();
 
   private constructor(state: AuthenticationState, saveCreds: () => Promise<void>, options: SessionAuthOptions) {
     this.deferCreds = options.deferCredsUntilPaired;
+    this.retryCreds = options.retryCreds;
     this.persistCreds = saveCreds;
     const keys = state.keys;
     this.state = {
@@ -47,7 +69,7 @@ export class SessionAuth {
   }
 
   static async open(store: SessionStore, sessionId: string, options: SessionAuthOptions): Promise<SessionAuth> {
-    const { state, saveCreds } = await useStoreAuthState(store, sessionId);
+    const { state, saveCreds } = await useStoreAuthState(store, sessionId, { fence: options.fence });
     return new SessionAuth(state, saveCreds, options);
   }
 
@@ -58,6 +80,12 @@ export class SessionAuth {
   static inMemory(creds: AuthenticationState['creds']): SessionAuth {
     const keys: AuthenticationState['keys'] = { get: () => Promise.resolve({}), set: () => Promise.resolve() };
     return new SessionAuth({ creds, keys }, () => Promise.resolve(), { deferCredsUntilPaired: true });
+  }
+
+  /** Called once, when a fenced write is refused because the lease is gone (taken over, or expired and taken). */
+  onLeaseLost(listener: () => void): void {
+    if (this.leaseLost) listener();
+    else this.leaseLostListeners.push(listener);
   }
 
   get paired(): boolean {
@@ -72,8 +100,50 @@ export class SessionAuth {
       return Promise.resolve();
     }
     this.credsPending = false;
-    return this.track(this.persistCreds());
+    const write = this.track(this.persistCreds());
+    write.then(
+      () => {
+        this.credsWriteFailed = false;
+        this.credsRetries = 0;
+      },
+      (error: unknown) => {
+        this.credsWriteFailed = true;
+        this.credsError = error;
+        this.scheduleCredsRetry();
+      },
+    );
+    return write;
   };
+
+  /** Retries the newest creds after backoff, if retrying is on and nothing makes it pointless. */
+  private scheduleCredsRetry(): void {
+    const retry = this.retryCreds;
+    if (!retry || this.closed || this.leaseLost) return;
+    const delay = Math.min(retry.capMs, retry.baseMs * 2 ** Math.min(this.credsRetries++, 20));
+    const clock = retry.clock ?? systemClock;
+    void clock.sleep(delay, this.stopRetry.signal).then(() => {
+      if (this.closed || this.leaseLost || !this.credsWriteFailed) return;
+      this.saveCreds().catch(() => undefined); // a failure schedules the next retry
+    });
+  }
+
+  /**
+   * For a command that must not report success without stored creds (`wa connect`): when the newest creds
+   * write failed, writes them again, up to `attempts` times `waitMs` apart. Throws E_CREDS_NOT_STORED
+   * (exit 5) when they still could not be stored.
+   */
+  async ensureCredsStored(attempts = 3, waitMs = 500): Promise<void> {
+    for (let i = 0; i < attempts && this.credsWriteFailed && !this.leaseLost; i++) {
+      await sleep(waitMs * 2 ** i);
+      await this.saveCreds().catch(() => undefined);
+    }
+    if (this.credsWriteFailed) {
+      const message = this.credsError instanceof Error ? this.credsError.message : String(this.credsError);
+      throw storageError('E_CREDS_NOT_STORED', `the session's credentials could not be stored: ${message}`, {
+        cause: this.credsError,
+      });
+    }
+  }
 
   /** Whether creds changed in memory but were deliberately not stored (an unconfirmed pairing). */
   get hasDeferredCreds(): boolean {
@@ -90,6 +160,10 @@ export class SessionAuth {
       (error: unknown) => {
         this.stats.failures++;
         this.stats.onCommit?.(performance.now() - started, false);
+        if (isWaError(error) && error.code === 'E_LEASE_LOST' && !this.leaseLost) {
+          this.leaseLost = true;
+          for (const listener of this.leaseLostListeners.splice(0)) listener();
+        }
         throw error;
       },
     );
@@ -117,6 +191,7 @@ export class SessionAuth {
 
   /** Waits for writes in flight, then drops any later ones. */
   async close(): Promise<void> {
+    this.stopRetry.abort();
     await Promise.allSettled([...this.inFlight]);
     this.closed = true;
   }

@@ -7,7 +7,10 @@ import type { Lease, SessionRecord } from '../store/types.js';
 
 /** `serve-1a2b3c4d (host web-1, pid 42)`: who holds a lease, in errors and in `wa status`. */
 export const describeOwner = (lease: Pick<Lease, 'ownerId' | 'host' | 'pid'>): string =>
-  `${lease.ownerId} (host ${lease.host}, pid ${lease.pid})`;
+  `${lease.ownerId} (host ${displayHost(lease.host)}, pid ${lease.pid})`;
+
+/** A lease's host without the process identity src/session/lease.ts ownerHost() appends after '#'. */
+export const displayHost = (host: string): string => host.split('#')[0]!;
 
 export function sessionView(session: SessionRecord) {
   return {
@@ -26,7 +29,7 @@ export function sessionView(session: SessionRecord) {
     owner: session.lease
       ? {
           id: session.lease.ownerId,
-          host: session.lease.host,
+          host: displayHost(session.lease.host),
           pid: session.lease.pid,
           expiresAt: new Date(session.lease.expiresAt).toISOString(),
         }

@@ -18,14 +18,21 @@ export async function flush(rounds = 5): Promise<void> {
  */
 export class ManualClock implements Clock {
   private time: number;
+  private readonly origin: number;
   private timers: Timer[] = [];
 
   constructor(start = Date.parse('2026-01-01T00:00:00Z')) {
     this.time = start;
+    this.origin = start - 1000;
   }
 
   now(): number {
     return this.time;
+  }
+
+  /** Moves with `advance` like now(), from its own origin (a monotonic clock has no epoch). */
+  monotonic(): number {
+    return this.time - this.origin;
   }
 
   sleep(ms: number, signal?: AbortSignal): Promise<void> {

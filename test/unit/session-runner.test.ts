@@ -5,12 +5,14 @@ import { ConnectLimiter } from '../../src/daemon/backoff.js';
 import { Metrics } from '../../src/daemon/metrics.js';
 import { SessionRunner } from '../../src/daemon/session-runner.js';
 import type { Disconnect } from '../../src/session/disconnect.js';
+import type { SessionAuth } from '../../src/session/session-auth.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { boom, scriptedFactory } from '../helpers/scripted-socket.js';
 
 const timing: Timing = { ...DEFAULT_TIMING, connectsPerSecond: 1000 };
 const logger = pino({ level: 'silent' });
+const owner = { ownerId: 'serve-test', host: 'test-host', pid: 1 };
 
 describe('SessionRunner on a scripted socket and a manual clock', () => {
   let store: SqliteStore;
@@ -19,18 +21,27 @@ describe('SessionRunner on a scripted socket and a manual clock', () => {
   let stopped: Disconnect[];
   let metrics: Metrics;
   let runner: SessionRunner;
+  /** The auth state of each socket made, as the runner handed it over. */
+  let auths: SessionAuth[];
 
   beforeEach(async () => {
     store = new SqliteStore(':memory:');
     await store.createSession('bot', null);
     await store.updateSession('bot', { state: 'paired' });
+    // Leases expire by the database's clock (real time); 30 s is plenty for one test.
+    await store.acquireLease('bot', owner, timing.leaseTtlMs, false);
     clock = new ManualClock();
     factory = scriptedFactory();
+    auths = [];
     stopped = [];
     metrics = new Metrics();
     runner = new SessionRunner({
       store,
-      openSocket: factory.openSocket,
+      openSocket: (auth, log) => {
+        auths.push(auth);
+        return factory.openSocket(auth, log);
+      },
+      ownerId: owner.ownerId,
       logger,
       baileysLogger: logger,
       timing,
@@ -161,5 +172,52 @@ describe('SessionRunner on a scripted socket and a manual clock', () => {
     await runner.stop({ leaseLost: true });
     expect(factory.last().ended).toBe(true);
     expect((await session()).connection).toBe('open');
+  });
+
+  it('stops quietly when a fenced auth write is refused (lease taken over): no retry, no state write', async () => {
+    factory.last().open();
+    await clock.advance(0);
+    await store.acquireLease('bot', { ownerId: 'connect-other', host: 'h', pid: 2 }, timing.leaseTtlMs, true);
+    const write = auths[0]!.state.keys.set({ 'sender-key-memory': { 'a@g.us': { 'b@s.whatsapp.net': true } } });
+    await expect(write).rejects.toMatchObject({ code: 'E_LEASE_LOST' });
+    await clock.advance(120_000);
+    expect(factory.last().ended).toBe(true);
+    expect(factory.sockets).toHaveLength(1); // not retried
+    expect(stopped).toMatchObject([{ action: 'closed', reason: 'lease lost' }]);
+    expect(await session()).toMatchObject({ connection: 'open', state: 'paired' }); // the new owner writes it
+    expect(clock.pending).toBe(0);
+  });
+
+  it.each([440, 401])(
+    'on %i after another process took the lease, closes quietly: the state stays paired, nothing is written',
+    async (code) => {
+      factory.last().open();
+      await clock.advance(0);
+      await store.acquireLease('bot', { ownerId: 'connect-other', host: 'h', pid: 2 }, timing.leaseTtlMs, true);
+      await store.updateSession('bot', { connection: 'connecting' }); // the new owner's write
+      factory.last().close(boom(code));
+      await clock.advance(120_000);
+      expect(factory.sockets).toHaveLength(1);
+      expect(stopped).toMatchObject([{ action: 'closed', reason: 'lease lost' }]);
+      expect(await session()).toMatchObject({ state: 'paired', connection: 'connecting', lastDisconnect: null });
+    },
+  );
+
+  it('backs off after three 515s in a row without an open, and reconnects at once again after an open', async () => {
+    for (let i = 1; i <= 3; i++) {
+      factory.last().close(boom(515, 'Stream Errored (restart required)'));
+      await clock.advance(5);
+      expect(factory.sockets).toHaveLength(i + 1);
+    }
+    factory.last().close(boom(515, 'Stream Errored (restart required)'));
+    await clock.advance(5);
+    expect(factory.sockets).toHaveLength(4); // the fourth waits
+    await clock.advance(timing.backoffBaseMs);
+    expect(factory.sockets).toHaveLength(5);
+    factory.last().open();
+    await clock.advance(0);
+    factory.last().close(boom(515, 'Stream Errored (restart required)'));
+    await clock.advance(5);
+    expect(factory.sockets).toHaveLength(6); // an open in between: at once again
   });
 });

@@ -95,4 +95,21 @@ describe('Supervisor on scripted sockets and a manual clock', () => {
     for (const id of ['a', 'b']) expect((await store.getSession(id))!.lease).toBeNull();
     expect(clock.pending).toBe(0);
   });
+
+  it('after an outage keeps the sessions discovery reopened: an acquisition counts as a renewal', async () => {
+    factory.sockets.forEach((s) => s.open());
+    const { renewLeases, listSessions } = store;
+    const down = () => Promise.reject(new Error('database unreachable'));
+    store.renewLeases = down;
+    store.listSessions = down;
+    await clock.advance(timing.leaseTtlMs - timing.leaseRenewMs); // 20 s without a renewal: fenced
+    expect(supervisor.owned()).toHaveLength(0);
+    store.renewLeases = renewLeases;
+    store.listSessions = listSessions;
+    await clock.advance(timing.discoveryMs); // t = 25 s: discovery takes both again
+    expect(supervisor.owned()).toHaveLength(2);
+    await clock.advance(timing.leaseRenewMs); // t = 35 s: the first renewal tick since the outage
+    expect(supervisor.owned()).toHaveLength(2);
+    expect(factory.sockets).toHaveLength(4);
+  });
 });
