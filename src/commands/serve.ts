@@ -22,7 +22,7 @@ export interface ServeOptions {
 }
 
 /**
- * How long a graceful stop may take (SPEC: exit 0 within 10 s, even with the database hanging): each
+ * How long a graceful stop may take (README "The daemon": exit 0 within 10 s, even with the database hanging): each
  * query can otherwise wait for the pool's 30 s timeout. Past it, serve stops waiting for lease releases
  * and key writes; the leases then expire on their own (TTL).
  */

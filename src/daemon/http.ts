@@ -112,7 +112,7 @@ const json = (status: number, body: unknown, headers?: Record<string, string>): 
 const problem = (status: number, code: string, error: string, headers?: Record<string, string>): Reply =>
   json(status, { error, code }, headers);
 
-/** The HTTP status of each exit-code class (SPEC "HTTP"). */
+/** The HTTP status of each exit-code class (README "The daemon", HTTP). */
 function failure(error: unknown, onError: HttpOptions['onError']): Reply {
   if (isWaError(error)) {
     const status =
