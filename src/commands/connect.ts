@@ -168,8 +168,8 @@ async function finishOpen(
   // Let the writes that follow a login (app state, LID mappings, pre-key counters) land before closing.
   await auth.settle(500, 5000);
   try {
-    // README "Pairing": exit 0 only with the credentials stored. A creds write that failed (Baileys fires creds.update
-    // and forgets it) is written again here; still failing, it is exit 5, not "Connected".
+    // README "Pairing": exit 0 only with the credentials stored. A creds write that failed (Baileys fires
+    // creds.update and forgets it) is written again here; still failing, it is exit 5, not "Connected".
     await auth.ensureCredsStored();
   } finally {
     await socket.end();

@@ -26,7 +26,7 @@ export interface ServeOptions {
  * query can otherwise wait for the pool's 30 s timeout. Past it, serve stops waiting for lease releases
  * and key writes; the leases then expire on their own (TTL).
  */
-export const SHUTDOWN_DEADLINE_MS = 8_000;
+export const SHUTDOWN_DEADLINE_MS = 6_000;
 /** What is left after the deadline for closing the store (a hanging pool never ends). */
 const STORE_CLOSE_GRACE_MS = 1_000;
 

@@ -114,4 +114,28 @@ describe.skipIf(!pgUrl)('several wa serve processes ("hosts") sharing one Postgr
       cluster.stop();
     }
   });
+
+  it('SIGTERM while the database hangs: exit 0 within 10 s all the same', { timeout: 120_000 }, async () => {
+    const cluster = await privateCluster();
+    try {
+      const ids = await pairSessions(server, cluster.url, 2);
+      const daemon = start(cluster.url);
+      await waitUntil('sessions open', () => ids.every((id) => openIn(daemon, id)), 30_000);
+      cluster.freeze(true); // every query now waits (the pool's own timeout is 30 s)
+      const stoppedAt = Date.now();
+      daemon.kill('SIGTERM');
+      const { code } = await daemon.exited;
+      const ms = Date.now() - stoppedAt;
+      console.log(`SIGTERM with PostgreSQL frozen: exit ${code} after ${ms} ms`);
+      expect(code).toBe(0);
+      expect(ms).toBeLessThan(10_000);
+    } finally {
+      cluster.freeze(false);
+      for (const d of daemons.splice(0)) {
+        d.kill('SIGKILL');
+        await d.exited;
+      }
+      cluster.stop();
+    }
+  });
 });

@@ -1,4 +1,5 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -39,6 +40,8 @@ export async function freshSchema(): Promise<{ url: string; schema: string; drop
 export async function privateCluster(): Promise<{
   url: string;
   restart: (downMs: number) => Promise<void>;
+  /** SIGSTOP (or SIGCONT) the server and every backend: the database hangs without closing a connection. */
+  freeze: (frozen: boolean) => void;
   stop: () => void;
 }> {
   const bin = findPostgresBin();
@@ -50,9 +53,24 @@ export async function privateCluster(): Promise<{
     if (control.asRoot) execFileSync('runuser', ['-u', 'postgres', '--', command, ...args]);
     else execFileSync(command, args);
   };
+  const processes = (): number[] => {
+    const postmaster = Number(readFileSync(join(control.data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    const children = spawnSync('pgrep', ['-P', String(postmaster)], { encoding: 'utf8' }).stdout.split('\n');
+    return [postmaster, ...children.filter(Boolean).map(Number)];
+  };
   return {
     url: cluster.url,
-    stop: cluster.stop,
+    stop: () => {
+      try {
+        for (const pid of processes()) process.kill(pid, 'SIGCONT');
+      } catch {
+        // not running
+      }
+      cluster.stop();
+    },
+    freeze(frozen) {
+      for (const pid of processes()) process.kill(pid, frozen ? 'SIGSTOP' : 'SIGCONT');
+    },
     async restart(downMs) {
       pgCtl(['-D', control.data, '-m', 'fast', '-w', 'stop']);
       await new Promise((resolve) => setTimeout(resolve, downMs));
