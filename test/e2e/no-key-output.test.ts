@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { pairSession } from '../helpers/pair.js';
 import { tempDir } from '../helpers/temp.js';
 import { WaProcess, waEnv } from '../helpers/wa-process.js';
@@ -17,6 +17,11 @@ describe('dependencies never print to stdout, and no key material reaches any st
   let dir: Awaited<ReturnType<typeof tempDir>>;
   let server: TestServer;
   let env: Record<string, string>;
+  beforeEach(() => {
+    // The simulated phone's libsignal (in this test process) narrates its sessions on the console too.
+    vi.spyOn(console, 'info').mockImplementation(() => undefined);
+    vi.spyOn(console, 'warn').mockImplementation(() => undefined);
+  });
   beforeAll(async () => {
     dir = await tempDir();
     server = await startTestServer({ knownNumbers: [PHONE] });
