@@ -3,6 +3,7 @@ import { type LogLevel } from '../config.js';
 import type { HttpAddress } from '../daemon/http.js';
 import { startHttp } from '../daemon/http.js';
 import { Metrics } from '../daemon/metrics.js';
+import { startRetention } from '../daemon/retention.js';
 import { Supervisor } from '../daemon/supervisor.js';
 import { baileysSocketFactory, createLogger, loadBaileys } from '../session/baileys.js';
 import { newOwner } from '../session/lease.js';
@@ -49,7 +50,10 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
     const owner = newOwner('serve', ctx.host, ctx.pid);
     const supervisor = new Supervisor({
       store,
-      openSocket: baileysSocketFactory(baileys, ctx.config),
+      openSocket: baileysSocketFactory(baileys, ctx.config, {
+        onStored: (count) => metrics.messagesReceived(count),
+        onUndecryptable: (count) => metrics.messagesUndecryptable(count),
+      }),
       logger,
       baileysLogger,
       timing: ctx.config.timing,
@@ -80,6 +84,7 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
       { owner: owner.ownerId, db: store.location, http: http?.url, sessions: ids.length > 0 ? ids : 'all paired' },
       'wa serve started',
     );
+    const retention = startRetention(store, ctx.config.keepDays, logger);
     await supervisor.start();
     await new Promise<void>((resolve) => {
       if (ctx.signal.aborted) return resolve();
@@ -88,6 +93,7 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
     logger.info('stopping: closing sessions without logging out');
     const started = Date.now();
     await supervisor.stop();
+    await retention.stop();
     http?.closeAllConnections();
     await new Promise<void>((resolve) => (http ? http.close(() => resolve()) : resolve()));
     logger.info({ ms: Date.now() - started }, 'wa serve stopped');

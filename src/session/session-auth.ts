@@ -32,8 +32,19 @@ export class SessionAuth {
   private credsPending = false;
   private readonly deferCreds: boolean;
   private readonly persistCreds: () => Promise<void>;
+  /** Where the session lives: sockets store what they receive there too (src/session/capture.ts). */
+  readonly store: SessionStore;
+  readonly sessionId: string;
 
-  private constructor(state: AuthenticationState, saveCreds: () => Promise<void>, options: SessionAuthOptions) {
+  private constructor(
+    state: AuthenticationState,
+    saveCreds: () => Promise<void>,
+    options: SessionAuthOptions,
+    store: SessionStore,
+    sessionId: string,
+  ) {
+    this.store = store;
+    this.sessionId = sessionId;
     this.deferCreds = options.deferCredsUntilPaired;
     this.persistCreds = saveCreds;
     const keys = state.keys;
@@ -48,7 +59,7 @@ export class SessionAuth {
 
   static async open(store: SessionStore, sessionId: string, options: SessionAuthOptions): Promise<SessionAuth> {
     const { state, saveCreds } = await useStoreAuthState(store, sessionId);
-    return new SessionAuth(state, saveCreds, options);
+    return new SessionAuth(state, saveCreds, options, store, sessionId);
   }
 
   get paired(): boolean {
