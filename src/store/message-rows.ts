@@ -86,6 +86,3 @@ export function eventData(event: { type: string } & Record<string, unknown>): st
 
 /** The direction column: the account's own messages (from its other devices) go out, the rest came in. */
 export const directionOf = (message: IncomingMessage): 'in' | 'out' => (message.fromMe ? 'out' : 'in');
-
-/** `--since` and cursors are decimal strings; anything else is refused before it reaches SQL. */
-export const isCursor = (value: string): boolean => /^(0|[1-9]\d{0,18})$/.test(value);
