@@ -53,6 +53,7 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
       openSocket: baileysSocketFactory(baileys, ctx.config, {
         onStored: (count) => metrics.messagesReceived(count),
         onUndecryptable: (count) => metrics.messagesUndecryptable(count),
+        logger,
       }),
       logger,
       baileysLogger,

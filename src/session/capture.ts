@@ -129,6 +129,11 @@ export interface CaptureHooks {
   onStored?: ((count: number) => void) | undefined;
   /** Called with the number of new undecryptable events. */
   onUndecryptable?: ((count: number) => void) | undefined;
+  /**
+   * Where the capture's own lines go (serve: wa's logger, while Baileys' logger is kept at warn);
+   * default the socket's logger. Counts and ids only, never content.
+   */
+  logger?: Logger | undefined;
 }
 
 export class MessageCapture {
@@ -145,6 +150,8 @@ export class MessageCapture {
   private readonly logger: Logger;
   private readonly tools: CaptureTools;
   private readonly hooks: CaptureHooks;
+  /** wa's own lines about what was stored (see CaptureHooks.logger). */
+  private readonly log: Logger;
 
   constructor(
     socket: WASocket,
@@ -160,6 +167,7 @@ export class MessageCapture {
     this.logger = logger;
     this.tools = tools;
     this.hooks = hooks;
+    this.log = hooks.logger ?? logger;
     this.backlog = new Promise((resolve) => (this.markBacklog = resolve));
     socket.ev.on('messages.upsert', (upsert) => this.onUpsert(upsert));
     socket.ev.on('connection.update', (update) => {
@@ -188,7 +196,7 @@ export class MessageCapture {
     try {
       this.socket.ev.flush();
     } catch (error) {
-      this.logger.warn({ err: error }, 'could not flush the event buffer');
+      this.log.warn({ err: error }, 'could not flush the event buffer');
     }
   }
 
@@ -212,7 +220,7 @@ export class MessageCapture {
       new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), maxMs))),
     ]);
     clearTimeout(timer);
-    if (!done) this.logger.error({ pending: this.pending }, 'message writes still pending when the socket closed');
+    if (!done) this.log.error({ pending: this.pending }, 'message writes still pending when the socket closed');
     return done;
   }
 
@@ -231,13 +239,13 @@ export class MessageCapture {
         captured = toCaptured(msg, ownJid, this.tools);
       } catch (error) {
         // Never expected; the id alone is logged, and the message is kept as undecryptable rather than lost.
-        this.logger.error({ err: error, id: msg.key?.id }, 'could not read a received message');
+        this.log.error({ err: error, id: msg.key?.id }, 'could not read a received message');
         if (msg.key?.id && msg.key.remoteJid)
           captured = { type: 'undecryptable', id: msg.key.id, chat: msg.key.remoteJid, from: msg.key.remoteJid };
       }
       if (captured?.type === 'message') stored.push(captured.message);
       else if (captured) stubs.push(captured);
-      else this.logger.debug({ id: msg.key?.id, type }, 'skipped a message without content of its own');
+      else this.log.debug({ id: msg.key?.id, type }, 'skipped a message without content of its own');
     }
     const replay = type === 'append';
     if (stored.length > 0) {
@@ -248,10 +256,7 @@ export class MessageCapture {
         );
         if (count === undefined) return;
         if (count > 0) this.hooks.onStored?.(count);
-        this.logger.info(
-          { session: this.sessionId, received: stored.length, stored: count, replay },
-          'messages stored',
-        );
+        this.log.info({ session: this.sessionId, received: stored.length, stored: count, replay }, 'messages stored');
       });
     }
     for (const stub of stubs) {
@@ -263,7 +268,7 @@ export class MessageCapture {
         );
         if (added) {
           this.hooks.onUndecryptable?.(1);
-          this.logger.warn({ session: this.sessionId, id: stub.id, chat: stub.chat }, 'message could not be decrypted');
+          this.log.warn({ session: this.sessionId, id: stub.id, chat: stub.chat }, 'message could not be decrypted');
         }
       });
     }
@@ -273,7 +278,7 @@ export class MessageCapture {
     if (this.closed) return;
     void this.enqueue(async () => {
       await this.store.appendEvent(this.sessionId, event).catch((error: unknown) => {
-        this.logger.warn({ err: error, type: event.type }, 'could not record a connection event');
+        this.log.warn({ err: error, type: event.type }, 'could not record a connection event');
       });
     });
   }
@@ -282,7 +287,7 @@ export class MessageCapture {
     this.pending++;
     this.chain = this.chain
       .then(work)
-      .catch((error: unknown) => this.logger.error({ err: error }, 'message capture failed'))
+      .catch((error: unknown) => this.log.error({ err: error }, 'message capture failed'))
       .finally(() => void this.pending--);
     return this.chain;
   }
@@ -295,13 +300,13 @@ export class MessageCapture {
       } catch (error) {
         const delay = RETRY_DELAYS_MS[attempt];
         if (delay === undefined) {
-          this.logger.error(
+          this.log.error(
             { err: error, session: this.sessionId, ids },
             'could not store received messages; they are lost',
           );
           return undefined;
         }
-        this.logger.error(
+        this.log.error(
           { err: error, session: this.sessionId, count: ids.length, attempt: attempt + 1, retryInMs: delay },
           'storing received messages failed; retrying',
         );
