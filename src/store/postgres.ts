@@ -393,7 +393,16 @@ export class PostgresStore implements SessionStore {
       set('last_disconnect_at', patch.lastDisconnect?.at ?? null);
     }
     if (sets.length === 0) return;
-    await this.query(`UPDATE wa_sessions SET ${sets.join(', ')} WHERE id = $1`, values);
+    const update = `UPDATE wa_sessions SET ${sets.join(', ')} WHERE id = $1`;
+    if (patch.state === undefined) {
+      await this.query(update, values);
+      return;
+    }
+    await this.tx(async (client) => {
+      const before = await lockState(client, id);
+      await client.query(update, values);
+      await noteStateChange(client, id, before);
+    });
   }
 
   async readCreds(id: string): Promise<string | undefined> {
@@ -407,6 +416,7 @@ export class PostgresStore implements SessionStore {
   writeCreds(id: string, value: string, summary: CredsSummary, options: WriteOptions = {}): Promise<void> {
     return this.tx(async (client) => {
       await lockForWrite(client, id, options.fence);
+      const before = await lockState(client, id);
       const at = new Date().toISOString();
       await client.query(
         `INSERT INTO whatsapp_auth (session_id, data_key, data_value, updated_at) VALUES ($1, 'creds', $2, now())
@@ -418,6 +428,7 @@ export class PostgresStore implements SessionStore {
         at,
       ]);
       await applySummary(client, id, summary, at);
+      await noteStateChange(client, id, before);
     });
   }
 
@@ -493,6 +504,7 @@ export class PostgresStore implements SessionStore {
   replaceAll(id: string, entries: readonly (readonly [string, string])[], summary: CredsSummary): Promise<void> {
     return this.tx(async (client) => {
       const at = new Date().toISOString();
+      const before = await lockState(client, id);
       await client.query(`INSERT INTO wa_sessions (id, created_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING`, [
         id,
         at,
@@ -510,16 +522,19 @@ export class PostgresStore implements SessionStore {
         [id],
       );
       await applySummary(client, id, summary, at);
+      await noteStateChange(client, id, before);
     });
   }
 
   clearAuth(id: string): Promise<void> {
     return this.tx(async (client) => {
+      const before = await lockState(client, id);
       await client.query(`DELETE FROM whatsapp_auth WHERE session_id = $1`, [id]);
       await client.query(
         `UPDATE wa_sessions SET state = 'unpaired', jid = NULL, name = NULL, paired_at = NULL WHERE id = $1`,
         [id],
       );
+      await noteStateChange(client, id, before);
     });
   }
 
@@ -811,6 +826,28 @@ async function lockForWrite(client: pg.PoolClient, id: string, fence: string | u
     [id, fence],
   );
   if (held.rows.length === 0) throw leaseLostError(id, fence);
+}
+
+/** The session's state, its registry row locked until the transaction ends (so `before` stays true). */
+async function lockState(client: pg.PoolClient, id: string): Promise<string | undefined> {
+  const row = await client.query<{ state: string }>(`SELECT state FROM wa_sessions WHERE id = $1 FOR UPDATE`, [id]);
+  return row.rows[0]?.state;
+}
+
+/**
+ * Inside the transaction that may have changed a session's state: appends a `state` event when it did,
+ * so the log tells every state change exactly once, whichever process made it (see EVENT_APPEND_LOCK).
+ */
+async function noteStateChange(client: pg.PoolClient, id: string, before: string | undefined): Promise<void> {
+  const row = await client.query<{ state: string }>(`SELECT state FROM wa_sessions WHERE id = $1`, [id]);
+  const after = row.rows[0]?.state;
+  if (before === undefined || after === undefined || before === after) return;
+  await client.query(`SELECT pg_advisory_xact_lock(${EVENT_APPEND_LOCK})`);
+  await client.query(`INSERT INTO wa_events (session_id, at, type, data) VALUES ($1, $2, 'state', $3)`, [
+    id,
+    new Date().toISOString(),
+    JSON.stringify({ state: after }),
+  ]);
 }
 
 /** Paired/unpaired from a creds write; stop states (logged_out, replaced) stay until a connect or logout. */

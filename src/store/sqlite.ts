@@ -458,7 +458,18 @@ export class SqliteStore implements SessionStore {
         params.at = patch.lastDisconnect?.at ?? null;
       }
       if (sets.length === 0) return;
-      this.db.prepare(`UPDATE wa_sessions SET ${sets.join(', ')} WHERE id = @id`).run(params);
+      const update = this.db.prepare(`UPDATE wa_sessions SET ${sets.join(', ')} WHERE id = @id`);
+      if (patch.state === undefined) {
+        update.run(params);
+        return;
+      }
+      this.db
+        .transaction(() => {
+          const before = stateOf(this.stmts, id);
+          update.run(params);
+          noteStateChange(this.stmts, id, before, now());
+        })
+        .immediate();
     });
   }
 
@@ -512,11 +523,13 @@ export class SqliteStore implements SessionStore {
       const at = now();
       this.db
         .transaction(() => {
+          const before = stateOf(this.stmts, id);
           this.stmts.insertSession.run(id, null, at);
           this.stmts.deleteAuth.run(id);
           for (const [key, value] of entries) this.stmts.upsertValue.run(id, key, value, at);
           this.stmts.resetSession.run(id);
           this.applySummary(id, summary, at);
+          noteStateChange(this.stmts, id, before, at);
         })
         .immediate();
     });
@@ -526,8 +539,10 @@ export class SqliteStore implements SessionStore {
     return this.run(() => {
       this.db
         .transaction(() => {
+          const before = stateOf(this.stmts, id);
           this.stmts.deleteAuth.run(id);
           this.stmts.resetSession.run(id);
+          noteStateChange(this.stmts, id, before, now());
         })
         .immediate();
     });
@@ -821,6 +836,7 @@ type Statements = {
   deleteLease: Statement;
   holdsLease: Statement;
   deleteMessages: Statement;
+  sessionState: Statement;
   deleteEvents: Statement;
   insertMessage: Statement;
   insertEvent: Statement;
@@ -836,6 +852,19 @@ type Statements = {
   writeValuesTx: Transaction<[id: string, changes: readonly ValueChange[], at: string, fence: string | undefined]>;
   writeCredsTx: Transaction<[id: string, value: string, summary: CredsSummary, at: string, fence: string | undefined]>;
 };
+
+const stateOf = (s: Statements, id: string): string | undefined => s.sessionState.get(id) as string | undefined;
+
+/**
+ * Inside the transaction that may have changed a session's state: appends a `state` event when it did
+ * (a registered session whose state differs from `before`), so the log tells every state change exactly
+ * once and in commit order, whichever command or daemon made it.
+ */
+function noteStateChange(s: Statements, id: string, before: string | undefined, at: string): void {
+  const after = stateOf(s, id);
+  if (before === undefined || after === undefined || before === after) return;
+  s.insertEvent.run(id, at, 'state', null, null, null, null, JSON.stringify({ state: after }));
+}
 
 /** Inside a write transaction (which holds the write lock, so no takeover can interleave): the fence holds. */
 function checkFence(s: Statements, id: string, fence: string | undefined): void {
@@ -906,6 +935,7 @@ function prepare(db: Db): Statements {
     anyValue: () =>
       db.prepare(`SELECT 1 WHERE EXISTS (SELECT 1 FROM whatsapp_auth) OR EXISTS (SELECT 1 FROM wa_messages)`),
     deleteMessages: () => db.prepare(`DELETE FROM wa_messages WHERE session_id = ?`),
+    sessionState: () => db.prepare(`SELECT state FROM wa_sessions WHERE id = ?`).pluck(),
     deleteEvents: () => db.prepare(`DELETE FROM wa_events WHERE session_id = ?`),
     insertMessage: () =>
       db.prepare(
@@ -986,9 +1016,11 @@ function prepare(db: Db): Statements {
     writeCredsTx: () =>
       db.transaction((id: string, value: string, summary: CredsSummary, at: string, fence: string | undefined) => {
         checkFence(s, id, fence);
+        const before = stateOf(s, id);
         s.upsertValue.run(id, 'creds', value, at);
         s.insertSession.run(id, null, at);
         s.applySummary.run({ id, paired: summary.paired ? 1 : 0, jid: summary.jid, name: summary.name, at });
+        noteStateChange(s, id, before, at);
       }),
   });
   return s;

@@ -587,6 +587,35 @@ export function describeSessionStore(
       expect(BigInt(later!.cursor)).toBeGreaterThan(BigInt(left[0]!.cursor));
     });
 
+    it('appends a state event for each change of a session state, in the transaction that makes it, and none otherwise', async () => {
+      await store.createSession('s', null);
+      await store.writeCreds('s', '{"me":{}}', unpaired); // still unpaired: no change
+      await store.writeCreds('s', '{"account":{}}', paired); // paired
+      await store.writeCreds('s', '{"account":{},"x":1}', paired); // still paired
+      await store.updateSession('s', { state: 'paired', connection: 'open' }); // no change
+      await store.updateSession('s', { connection: 'closed' });
+      await store.updateSession('s', { state: 'logged_out' });
+      await store.clearAuth('s'); // unpaired
+      await store.clearAuth('s'); // still unpaired
+      await store.replaceAll('s', [['creds', '{"account":{}}']], paired); // paired
+      await store.updateSession('s', { state: 'replaced' });
+      const events = await store.readEvents();
+      expect(events.map((e) => (e.type === 'state' ? e.state : e.type))).toEqual([
+        'paired',
+        'logged_out',
+        'unpaired',
+        'paired',
+        'replaced',
+      ]);
+      expect(events[0]).toEqual({
+        cursor: events[0]!.cursor,
+        session: 's',
+        at: events[0]!.at,
+        type: 'state',
+        state: 'paired',
+      });
+    });
+
     it("deletes a session's messages and events with it", async () => {
       await store.createSession('gone', null);
       await store.storeIncoming('gone', [message('m1')], { replay: false });
