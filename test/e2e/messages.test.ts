@@ -5,6 +5,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pairSession } from '../helpers/pair.js';
+import { freshSchema, pgUrl } from '../helpers/postgres.js';
 import { runWa } from '../helpers/run-wa.js';
 import { tempDir } from '../helpers/temp.js';
 import { WaProcess, waEnv } from '../helpers/wa-process.js';
@@ -180,5 +181,42 @@ describe('received messages are stored once, live and from the offline backlog',
       'the retry receipt',
     );
     await stopServe();
+  }, 60_000);
+});
+
+describe.skipIf(!pgUrl)('received messages on PostgreSQL', () => {
+  it('serve stores a message in PostgreSQL and wa listen on the same database prints it once', async () => {
+    const server = await startTestServer({ knownNumbers: [PHONE] });
+    const schema = await freshSchema();
+    try {
+      await pairSession(server, schema.url, 'pg', BOT_A);
+      const serve = new WaProcess(['serve'], waEnv(server, schema.url, { WA_TIMING: 'discoveryMs=1000' }));
+      try {
+        await serve.waitForLine((l) => l.msg === 'connection open');
+        const { id } = await server.sendFromPhone(PHONE, BOT_A, 'stored in postgres');
+        const read = async (): Promise<Event[]> => {
+          const res = await runWa(['listen', 'pg', '--json'], { env: { WA_DB: schema.url } });
+          expect(res.code, res.stderr).toBe(0);
+          return res.stdout
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l) as Event)
+            .filter((e) => e.id === id);
+        };
+        const deadline = Date.now() + 20_000;
+        let events = await read();
+        while (events.length === 0 && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 300));
+          events = await read();
+        }
+        expect(events.map((e) => [e.type, e.text, e.session])).toEqual([['message', 'stored in postgres', 'pg']]);
+      } finally {
+        serve.kill('SIGTERM');
+        await serve.exited;
+      }
+    } finally {
+      await server.close();
+      await schema.drop();
+    }
   }, 60_000);
 });
