@@ -48,13 +48,14 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
     const baileys = await loadBaileys();
     const metrics = new Metrics(() => ctx.processLog.rejections);
     const owner = newOwner('serve', ctx.host, ctx.pid);
+    const openSocket = baileysSocketFactory(baileys, ctx.config, {
+      onStored: (count) => metrics.messagesReceived(count),
+      onUndecryptable: (count) => metrics.messagesUndecryptable(count),
+      logger,
+    });
     const supervisor = new Supervisor({
       store,
-      openSocket: baileysSocketFactory(baileys, ctx.config, {
-        onStored: (count) => metrics.messagesReceived(count),
-        onUndecryptable: (count) => metrics.messagesUndecryptable(count),
-        logger,
-      }),
+      openSocket,
       logger,
       baileysLogger,
       timing: ctx.config.timing,
@@ -94,6 +95,7 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
     logger.info('stopping: closing sessions without logging out');
     const started = Date.now();
     await supervisor.stop();
+    await openSocket.settle(15_000); // messages flushed by sockets WhatsApp closed are stored before the store closes
     await retention.stop();
     http?.closeAllConnections();
     await new Promise<void>((resolve) => (http ? http.close(() => resolve()) : resolve()));

@@ -88,9 +88,25 @@ export function baileysSocketFactory(
   baileys: Baileys,
   settings: SocketSettings,
   hooks: CaptureHooks = {},
-): SocketFactory {
-  return (auth, logger) => wrapSocket(baileys, auth, logger, settings, hooks);
+): BaileysSocketFactory {
+  // Captures whose socket has not finished: a socket WhatsApp closed (the daemon reconnects without
+  // ending it) may still be storing what it flushed on the way down.
+  const live = new Set<MessageCapture>();
+  const factory = (auth: SessionAuth, logger: Logger): SessionSocket => {
+    const { socket, capture } = wrapSocket(baileys, auth, logger, settings, hooks);
+    live.add(capture);
+    void capture.finished.then(() => live.delete(capture));
+    return socket;
+  };
+  return Object.assign(factory, {
+    settle: async (maxMs: number): Promise<void> => {
+      await Promise.all([...live].map((capture) => capture.settle(maxMs)));
+    },
+  });
 }
+
+/** The real factory, which can also wait for the message writes of every socket it made (before the store closes). */
+export type BaileysSocketFactory = SocketFactory & { settle(maxMs: number): Promise<void> };
 
 /** How long closing a socket waits for message writes still in flight (each retries for longer on its own). */
 const CAPTURE_SETTLE_MS = 15_000;
@@ -101,7 +117,7 @@ function wrapSocket(
   logger: Logger,
   settings: SocketSettings,
   hooks: CaptureHooks,
-): SessionSocket {
+): { socket: SessionSocket; capture: MessageCapture } {
   const probe: IdentityProbe = { failure: undefined };
   // Made inside the probe's scope: the WebSocket and every callback of it inherit it (AsyncLocalStorage).
   const socket = withIdentityProbe(probe, () =>
@@ -124,7 +140,7 @@ function wrapSocket(
   });
   // Attached before any frame can arrive (makeWASocket connects asynchronously), so nothing slips past it.
   const capture = new MessageCapture(socket, auth.store, auth.sessionId, logger, baileys, hooks);
-  return {
+  const wrapped: SessionSocket = {
     onUpdate: (listener) => void socket.ev.on('connection.update', listener),
     onFrame: (listener) => void socket.ws.on('message', listener),
     end: async () => {
@@ -147,6 +163,7 @@ function wrapSocket(
     identityFailure: () => probe.failure,
     baileys: socket,
   };
+  return { socket: wrapped, capture };
 }
 
 /**

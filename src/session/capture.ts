@@ -143,6 +143,9 @@ export class MessageCapture {
   private backlogSeen = false;
   private readonly backlog: Promise<void>;
   private markBacklog: () => void = () => undefined;
+  /** Resolves once the socket has closed and every write it started is done (or given up). */
+  readonly finished: Promise<void>;
+  private markClosed: () => void = () => undefined;
 
   private readonly socket: WASocket;
   private readonly store: SessionStore;
@@ -169,6 +172,8 @@ export class MessageCapture {
     this.hooks = hooks;
     this.log = hooks.logger ?? logger;
     this.backlog = new Promise((resolve) => (this.markBacklog = resolve));
+    const closed = new Promise<void>((resolve) => (this.markClosed = resolve));
+    this.finished = closed.then(() => this.chain);
     socket.ev.on('messages.upsert', (upsert) => this.onUpsert(upsert));
     socket.ev.on('connection.update', (update) => {
       if (update.connection === 'close') {
@@ -176,6 +181,7 @@ export class MessageCapture {
         this.flush();
         const disconnect = classifyDisconnect(update.lastDisconnect?.error);
         this.event({ type: 'connection', connection: 'closed', code: disconnect.code, reason: disconnect.reason });
+        this.markClosed();
       }
       if (update.connection === 'open')
         this.event({ type: 'connection', connection: 'open', code: null, reason: null });

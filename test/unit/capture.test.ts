@@ -167,7 +167,7 @@ describe('MessageCapture', () => {
     const capture = new MessageCapture(socket, store, 'bot', silent, baileys);
     buffered.push(() => ev.emit('messages.upsert', { type: 'notify', messages: [wa({ conversation: 'held' })] }));
     ev.emit('connection.update', { connection: 'close', lastDisconnect: { error: undefined, date: new Date() } });
-    await capture.settle(5000);
+    await capture.finished; // closed, and every write it started is done
     expect((await store.readEvents()).map((e) => (e.type === 'message' ? e.text : e.type))).toEqual([
       'held',
       'connection',
