@@ -235,7 +235,11 @@ async function main() {
   const controlOk = FORBIDDEN.every((n) => control.found[n].length > 0);
   if (!controlOk) console.log('  (the control did not see every package: the detector is not trustworthy here)');
   let clean = true;
-  for (const c of [...commands.slice(1), { name: 'wa --help', args: [WA, '--help'] }]) {
+  for (const c of [
+    ...commands.slice(1),
+    { name: 'wa --help', args: [WA, '--help'] },
+    { name: 'wa listen --json', args: [WA, 'listen', '--json'] },
+  ]) {
     const r = loadedPackages(c.args, c.name);
     clean &&= FORBIDDEN.every((n) => r.found[n].length === 0);
     console.log(`  ${c.name.padEnd(26)} ${describe(r.found)}  [${r.count} modules, exit ${r.status}]`);

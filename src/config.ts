@@ -21,6 +21,8 @@ export interface Config {
   newSecret: string | undefined;
   /** `WA_API_TOKEN`: the bearer token of the daemon's HTTP routes (all but /healthz). */
   apiToken: string | undefined;
+  /** `WA_KEEP_DAYS` (default 30): `wa serve` prunes messages and events stored longer ago than this. */
+  keepDays: number;
   /** `PORT` (set by container platforms): `wa serve` then listens on 0.0.0.0:$PORT unless --http says otherwise. */
   port: number | undefined;
 }
@@ -153,7 +155,24 @@ export function resolveConfig(flags: GlobalFlags, env: Readonly<Record<string, s
     newSecret: nonEmpty(env.WA_NEW_SECRET),
     apiToken: nonEmpty(env.WA_API_TOKEN),
     port: parsePort(nonEmpty(env.PORT)),
+    keepDays: parseKeepDays(nonEmpty(env.WA_KEEP_DAYS)),
   };
+}
+
+export const DEFAULT_KEEP_DAYS = 30;
+
+/** A plain decimal number of days, more than 0 and at most 100 years (no `1e3`, no `0x10`, no `-1`). */
+function parseKeepDays(value: string | undefined): number {
+  if (value === undefined) return DEFAULT_KEEP_DAYS;
+  const days = /^\d+(\.\d+)?$/.test(value.trim()) ? Number(value) : NaN;
+  if (!(days > 0 && days <= 36_500)) {
+    throw usageError(
+      'E_CONFIG',
+      `invalid WA_KEEP_DAYS ${JSON.stringify(value)}: expected a number of days between 0 and 36500 (default ${DEFAULT_KEEP_DAYS})`,
+      { hint: 'export WA_KEEP_DAYS=30' },
+    );
+  }
+  return days;
 }
 
 function parsePort(value: string | undefined): number | undefined {

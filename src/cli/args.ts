@@ -56,3 +56,26 @@ export function httpAddressArg(value: string): HttpAddress {
   }
   return { host: match[1]?.replace(/^\[|\]$/g, '') ?? '127.0.0.1', port };
 }
+
+/** `--since <cursor>`: an event cursor as `wa listen --json` prints it (a decimal string). */
+export const cursorArg = (value: string): string => {
+  // The store's cursors are positive 64-bit integers (SQLite rowid, PostgreSQL bigint); '0' means "from the start".
+  if (!/^(0|[1-9]\d{0,18})$/.test(value)) {
+    throw usageError(
+      'E_USAGE',
+      `--since must be an event cursor (a decimal number, like 42), not ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
+};
+
+/** A positive whole number (`--limit <n>`): 1 to 1000000000, digits only. */
+export const positiveIntArg =
+  (flag: string) =>
+  (value: string): number => {
+    const n = /^\d{1,10}$/.test(value.trim()) ? Number(value) : NaN;
+    if (!(Number.isSafeInteger(n) && n >= 1 && n <= 1_000_000_000)) {
+      throw usageError('E_USAGE', `${flag} must be a positive whole number, not ${JSON.stringify(value)}`);
+    }
+    return n;
+  };

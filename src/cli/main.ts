@@ -12,7 +12,15 @@ import { ExitCode, isWaError, usageError, type ExitCode as ExitCodeType } from '
 import type { Logger } from '../session/baileys.js';
 import { openStore } from '../store/open.js';
 import { createOutput, loadPaint, type Output, type OutputStreams } from '../terminal/output.js';
-import { httpAddressArg, phoneArg, secondsArg, sessionIdArg, sessionIdsArg } from './args.js';
+import {
+  cursorArg,
+  httpAddressArg,
+  phoneArg,
+  positiveIntArg,
+  secondsArg,
+  sessionIdArg,
+  sessionIdsArg,
+} from './args.js';
 
 export interface CliIo extends OutputStreams {
   argv: readonly string[];
@@ -210,6 +218,15 @@ export async function run(io: CliIo): Promise<ExitCodeType> {
     .command('doctor')
     .description('check the setup (Node, database, filesystem, secret, sessions, HTTP, WhatsApp) and say what to fix')
     .action(action(async () => (await import('../commands/doctor.js')).doctor));
+
+  program
+    .command('listen')
+    .description('print stored events (received messages, ...) oldest first; --follow keeps printing new ones')
+    .argument('[ids...]', 'only these sessions', sessionIdsArg, [])
+    .option('--since <cursor>', 'only events after this cursor (as printed with --json)', cursorArg)
+    .option('--follow', 'then keep printing new events until Ctrl-C')
+    .option('--limit <n>', 'print at most n events', positiveIntArg('--limit'))
+    .action(action(async () => (await import('../commands/listen.js')).listen));
 
   program
     .command('serve')

@@ -150,6 +150,9 @@ async function run({
   }
 }
 
+/** How long `wa connect` waits for WhatsApp's offline notification after the connection opened. */
+const BACKLOG_WAIT_MS = 15_000;
+
 async function finishOpen(
   store: SessionStore,
   id: string,
@@ -165,6 +168,9 @@ async function finishOpen(
   });
   await store.updateSession(id, { state: 'paired', connection: 'open', lastConnectedAt: new Date().toISOString() });
   view.open(me?.id ?? '', me?.name ?? null);
+  // SPEC: a paired session stays connected until the offline backlog is stored (its receipts have gone
+  // out already, so closing earlier would lose those messages); bounded, for a server that never says so.
+  await socket.untilBacklogStored?.(BACKLOG_WAIT_MS);
   // Let the writes that follow a login (app state, LID mappings, pre-key counters) land before closing.
   await auth.settle(500, 5000);
   try {

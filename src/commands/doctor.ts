@@ -189,7 +189,11 @@ async function checkWhatsApp(ctx: Context): Promise<Check> {
     const baileys = await loadBaileys();
     const logger = await createLogger('silent', ctx.out.stderr);
     ctx.processLog.logTo(logger);
-    const auth = SessionAuth.inMemory(baileys.initAuthCreds());
+    // A database of its own, in memory: the handshake must not touch the real one.
+    const { SqliteStore } = await import('../store/sqlite.js'); // loaded here: the driver check reports on it first
+    const scratch = new SqliteStore(':memory:');
+    await scratch.createSession('doctor', null);
+    const auth = SessionAuth.inMemory(baileys.initAuthCreds(), scratch, 'doctor');
     const socket = baileysSocketFactory(baileys, {
       wsUrl: ctx.config.wsUrl,
       timing: { ...ctx.config.timing, connectTimeoutMs: 10_000 },
@@ -201,6 +205,7 @@ async function checkWhatsApp(ctx: Context): Promise<Check> {
       },
     });
     await socket.end();
+    await scratch.close();
     if (outcome.kind === 'failed' || outcome.kind === 'open') {
       return ok('whatsapp', `${target} answered with a verified identity`);
     }

@@ -99,6 +99,7 @@ async function unlink(
     const closed = untilClosed(socket, { signal: AbortSignal.timeout(2000) });
     await socket.baileys.logout();
     await closed;
+    await socket.end(); // already closed by logout(): this waits for the messages received meanwhile to be stored
     await auth.close();
     return true;
   }

@@ -3,6 +3,7 @@ import { type LogLevel } from '../config.js';
 import type { HttpAddress } from '../daemon/http.js';
 import { sharedRead, startHttp } from '../daemon/http.js';
 import { Metrics } from '../daemon/metrics.js';
+import { startRetention } from '../daemon/retention.js';
 import { Supervisor } from '../daemon/supervisor.js';
 import { baileysSocketFactory, createLogger, loadBaileys } from '../session/baileys.js';
 import { newOwner } from '../session/lease.js';
@@ -62,9 +63,14 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
     const metrics = new Metrics(() => ctx.processLog.rejections);
     metrics.monitorEventLoop();
     const owner = newOwner('serve', ctx.host, ctx.pid);
+    const openSocket = baileysSocketFactory(baileys, ctx.config, {
+      onStored: (count) => metrics.messagesReceived(count),
+      onUndecryptable: (count) => metrics.messagesUndecryptable(count),
+      logger,
+    });
     const supervisor = new Supervisor({
       store,
-      openSocket: baileysSocketFactory(baileys, ctx.config),
+      openSocket,
       logger,
       baileysLogger,
       timing: ctx.config.timing,
@@ -107,6 +113,7 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
       { owner: owner.ownerId, db: store.location, http: http?.url, sessions: ids.length > 0 ? ids : 'all paired' },
       'wa serve started',
     );
+    const retention = startRetention(store, ctx.config.keepDays, logger);
     await supervisor.start();
     await new Promise<void>((resolve) => {
       if (ctx.signal.aborted) return resolve();
@@ -116,7 +123,13 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
     const started = Date.now();
     const deadlineAt = systemClock.monotonic() + SHUTDOWN_DEADLINE_MS;
     closeBy = deadlineAt + STORE_CLOSE_GRACE_MS;
-    if (!(await settleBy(supervisor.stop(), deadlineAt)))
+    const drained = async (): Promise<void> => {
+      await supervisor.stop();
+      // Messages flushed by sockets WhatsApp closed are stored before the store closes.
+      await openSocket.settle(SHUTDOWN_DEADLINE_MS);
+      await retention.stop();
+    };
+    if (!(await settleBy(drained(), deadlineAt)))
       logger.warn(
         { ms: Date.now() - started },
         'the database did not answer in time; stopping without waiting (leases expire on their own)',

@@ -20,6 +20,8 @@ export class Metrics {
   private writeCount = 0;
   private writeSum = 0;
   private writeFailures = 0;
+  private received = 0;
+  private undecryptable = 0;
   private readonly unhandledRejections: () => number;
   /** Event-loop delay of this process (sampled by Node every 20 ms), over the current and previous window. */
   private loop: { current: RecordableHistogram; previous: RecordableHistogram; timer: NodeJS.Timeout } | undefined;
@@ -73,6 +75,15 @@ export class Metrics {
   disconnect(code: number | null, action: string): void {
     const key = `${code ?? 'none'}|${action}`;
     this.disconnects.set(key, (this.disconnects.get(key) ?? 0) + 1);
+  }
+
+  /** New messages stored (duplicates WhatsApp delivered again are not counted). */
+  messagesReceived(count: number): void {
+    this.received += count;
+  }
+
+  messagesUndecryptable(count: number): void {
+    this.undecryptable += count;
   }
 
   keyStoreWrite(ms: number, ok: boolean): void {
@@ -136,6 +147,10 @@ export class Metrics {
       'Credential and key-store commits that failed (Baileys retries them).',
     );
     lines.push(`wa_keystore_write_failures_total ${this.writeFailures}`);
+    family('wa_messages_received_total', 'counter', 'Received messages stored by this process (each once).');
+    lines.push(`wa_messages_received_total ${this.received}`);
+    family('wa_messages_undecryptable_total', 'counter', 'Received messages that could not be decrypted.');
+    lines.push(`wa_messages_undecryptable_total ${this.undecryptable}`);
     family(
       'wa_unhandled_rejections_total',
       'counter',

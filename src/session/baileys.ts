@@ -6,6 +6,7 @@ import type { WASocket } from '@whiskeysockets/baileys';
 import type { Logger } from 'pino';
 import type { LogLevel, Timing } from '../config.js';
 import type { SessionSocket, SocketFactory } from './connection.js';
+import { MessageCapture, type CaptureHooks } from './capture.js';
 import type { SessionAuth } from './session-auth.js';
 import { installIdentityChecks, withIdentityProbe, type IdentityProbe } from './verify-identity.js';
 
@@ -79,14 +80,44 @@ export interface SocketSettings {
 
 /**
  * The real socket factory: Baileys sockets with the settings a session manager wants (no full history
- * sync, no presence, our logger), credentials saved whole on every `creds.update`, and identity checks
- * that report to this connection alone.
+ * sync, no presence, our logger), credentials saved whole on every `creds.update`, identity checks that
+ * report to this connection alone, and every received message stored in the session's store
+ * (src/session/capture.ts), whichever command opened the socket.
  */
-export function baileysSocketFactory(baileys: Baileys, settings: SocketSettings): SocketFactory {
-  return (auth, logger) => wrapSocket(baileys, auth, logger, settings);
+export function baileysSocketFactory(
+  baileys: Baileys,
+  settings: SocketSettings,
+  hooks: CaptureHooks = {},
+): BaileysSocketFactory {
+  // Captures whose socket has not finished: a socket WhatsApp closed (the daemon reconnects without
+  // ending it) may still be storing what it flushed on the way down.
+  const live = new Set<MessageCapture>();
+  const factory = (auth: SessionAuth, logger: Logger): SessionSocket => {
+    const { socket, capture } = wrapSocket(baileys, auth, logger, settings, hooks);
+    live.add(capture);
+    void capture.finished.then(() => live.delete(capture));
+    return socket;
+  };
+  return Object.assign(factory, {
+    settle: async (maxMs: number): Promise<void> => {
+      await Promise.all([...live].map((capture) => capture.settle(maxMs)));
+    },
+  });
 }
 
-function wrapSocket(baileys: Baileys, auth: SessionAuth, logger: Logger, settings: SocketSettings): SessionSocket {
+/** The real factory, which can also wait for the message writes of every socket it made (before the store closes). */
+export type BaileysSocketFactory = SocketFactory & { settle(maxMs: number): Promise<void> };
+
+/** How long closing a socket waits for message writes still in flight (each retries for longer on its own). */
+const CAPTURE_SETTLE_MS = 15_000;
+
+function wrapSocket(
+  baileys: Baileys,
+  auth: SessionAuth,
+  logger: Logger,
+  settings: SocketSettings,
+  hooks: CaptureHooks,
+): { socket: SessionSocket; capture: MessageCapture } {
   const probe: IdentityProbe = { failure: undefined };
   // Made inside the probe's scope: the WebSocket and every callback of it inherit it (AsyncLocalStorage).
   const socket = withIdentityProbe(probe, () =>
@@ -107,10 +138,19 @@ function wrapSocket(baileys: Baileys, auth: SessionAuth, logger: Logger, setting
   socket.ev.on('creds.update', () => {
     auth.saveCreds().catch((error: unknown) => logger.error({ err: error }, 'saving credentials failed'));
   });
-  return {
+  // Attached before any frame can arrive (makeWASocket connects asynchronously), so nothing slips past it.
+  const capture = new MessageCapture(socket, auth.store, auth.sessionId, logger, baileys, hooks);
+  const wrapped: SessionSocket = {
     onUpdate: (listener) => void socket.ev.on('connection.update', listener),
     onFrame: (listener) => void socket.ws.on('message', listener),
-    end: () => endSocket(socket),
+    end: async () => {
+      // Baileys' end() destroys the event buffer with the upserts it still holds (Utils/event-buffer.js).
+      capture.flush();
+      await endSocket(socket);
+      await capture.settle(CAPTURE_SETTLE_MS);
+      capture.close();
+    },
+    untilBacklogStored: (maxMs) => capture.untilBacklogStored(maxMs),
     terminate: () => {
       // Baileys' WebSocketClient keeps the `ws` socket as `.socket` (lib/Socket/Client/websocket.js).
       try {
@@ -123,6 +163,7 @@ function wrapSocket(baileys: Baileys, auth: SessionAuth, logger: Logger, setting
     identityFailure: () => probe.failure,
     baileys: socket,
   };
+  return { socket: wrapped, capture };
 }
 
 /**

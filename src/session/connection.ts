@@ -17,8 +17,16 @@ export interface SessionSocket {
   onUpdate(listener: (update: ConnectionUpdate) => void): void;
   /** Every inbound frame: any frame proves the link is alive (WhatsApp pings every keep-alive interval). */
   onFrame(listener: () => void): void;
-  /** Closes without logging out; bounded, since a peer that is gone never answers the close handshake. */
+  /**
+   * Closes without logging out; bounded, since a peer that is gone never answers the close handshake.
+   * Received messages still in Baileys' event buffer are stored first, and pending message writes awaited.
+   */
   end(): Promise<void>;
+  /**
+   * Resolves once WhatsApp has replayed the offline backlog (`receivedPendingNotifications`) and it is
+   * stored: true, or false after maxMs. Absent on scripted sockets, which receive nothing.
+   */
+  untilBacklogStored?(maxMs: number): Promise<boolean>;
   /** Tears the transport down at once (a dead or stuck link). */
   terminate(): void;
   /** Why this connection's identity checks failed, if they did (src/session/verify-identity.ts). */

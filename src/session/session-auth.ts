@@ -53,8 +53,19 @@ export class SessionAuth {
   private credsRetries = 0;
   private readonly retryCreds: SessionAuthOptions['retryCreds'];
   private readonly stopRetry = new AbortController();
+  /** Where the session lives: sockets store what they receive there too (src/session/capture.ts). */
+  readonly store: SessionStore;
+  readonly sessionId: string;
 
-  private constructor(state: AuthenticationState, saveCreds: () => Promise<void>, options: SessionAuthOptions) {
+  private constructor(
+    state: AuthenticationState,
+    saveCreds: () => Promise<void>,
+    options: SessionAuthOptions,
+    store: SessionStore,
+    sessionId: string,
+  ) {
+    this.store = store;
+    this.sessionId = sessionId;
     this.deferCreds = options.deferCredsUntilPaired;
     this.retryCreds = options.retryCreds;
     this.persistCreds = saveCreds;
@@ -70,16 +81,16 @@ export class SessionAuth {
 
   static async open(store: SessionStore, sessionId: string, options: SessionAuthOptions): Promise<SessionAuth> {
     const { state, saveCreds } = await useStoreAuthState(store, sessionId, { fence: options.fence });
-    return new SessionAuth(state, saveCreds, options);
+    return new SessionAuth(state, saveCreds, options, store, sessionId);
   }
 
   /**
-   * Auth held in memory only, for a throwaway identity (`wa doctor`'s handshake): creds are never saved and
-   * the key store is empty.
+   * Auth whose creds are held in memory only, for a throwaway identity (`wa doctor`'s handshake): they are
+   * never saved and the key store is empty; `store` only receives what the socket captures.
    */
-  static inMemory(creds: AuthenticationState['creds']): SessionAuth {
+  static inMemory(creds: AuthenticationState['creds'], store: SessionStore, sessionId: string): SessionAuth {
     const keys: AuthenticationState['keys'] = { get: () => Promise.resolve({}), set: () => Promise.resolve() };
-    return new SessionAuth({ creds, keys }, () => Promise.resolve(), { deferCredsUntilPaired: true });
+    return new SessionAuth({ creds, keys }, () => Promise.resolve(), { deferCredsUntilPaired: true }, store, sessionId);
   }
 
   /** Called once, when a fenced write is refused because the lease is gone (taken over, or expired and taken). */

@@ -6,14 +6,20 @@
 import pg from 'pg';
 import { storageError, usageError, WaError } from '../errors.js';
 import { SESSION_ID_PATTERN } from '../session-id.js';
+import { eventData, directionOf, messageDataKey, toStoredEvent, type EventRow } from './message-rows.js';
 import type {
   CredsSummary,
+  EventInput,
+  IncomingMessage,
   Lease,
   MetaInsert,
   LeaseResult,
   SessionPatch,
   SessionRecord,
+  PruneResult,
+  ReadEventsOptions,
   SessionStore,
+  StoredEvent,
   Takeover,
   ValueChange,
   WriteOptions,
@@ -23,7 +29,7 @@ import { redactDbUrl } from '../db-url.js';
 import { toSessionRecord, type SessionRow } from './session-row.js';
 
 /** The schema version this code writes; kept in wa_meta under 'schema_version'. */
-export const POSTGRES_SCHEMA_VERSION = 2;
+export const POSTGRES_SCHEMA_VERSION = 3;
 
 const MIGRATIONS: readonly string[] = [
   // v1: registry and leases beside the seed's whatsapp_auth (kept as it is when it exists).
@@ -59,7 +65,50 @@ const MIGRATIONS: readonly string[] = [
   // v2: nothing to add here (wa_meta, which SQLite gained in v2, exists from the start on PostgreSQL);
   // kept so both backends count versions alike.
   `SELECT 1`,
+  // v3: received messages and the append-only event log (layout: src/store/message-rows.ts). An identity
+  // column never hands out a cursor twice, not even after pruning.
+  `CREATE TABLE wa_messages (
+     session_id  TEXT NOT NULL,
+     chat        TEXT NOT NULL,
+     sender      TEXT NOT NULL,
+     message_id  TEXT NOT NULL,
+     direction   TEXT NOT NULL,
+     from_me     BOOLEAN NOT NULL,
+     push_name   TEXT,
+     sent_at     TEXT,
+     received_at TEXT NOT NULL,
+     kind        TEXT NOT NULL,
+     text        TEXT,
+     raw         TEXT NOT NULL,
+     PRIMARY KEY (session_id, chat, sender, message_id)
+   );
+   CREATE INDEX wa_messages_received ON wa_messages (received_at);
+   CREATE TABLE wa_events (
+     cursor     BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+     session_id TEXT NOT NULL,
+     at         TEXT NOT NULL,
+     type       TEXT NOT NULL,
+     chat       TEXT,
+     sender     TEXT,
+     message_id TEXT,
+     replay     BOOLEAN,
+     data       TEXT
+   );
+   CREATE INDEX wa_events_session ON wa_events (session_id, cursor);
+   CREATE INDEX wa_events_at ON wa_events (at);
+   CREATE INDEX wa_events_message ON wa_events (session_id, message_id) WHERE message_id IS NOT NULL;`,
 ];
+
+/**
+ * Taken (transaction-scoped) by every transaction that appends events. An identity value is drawn when a
+ * row is inserted, not when it commits: two concurrent appenders could commit cursors 11 then 10, and a
+ * reader that saw 11 first would ask for "after 11" and never see 10. Serialized appends commit in cursor
+ * order, as SQLite's single writer does anyway. Readers take no lock.
+ */
+const EVENT_APPEND_LOCK = 2057240212;
+
+/** Whether any auth value or message is stored (message content is a value too, for sealing). */
+const ANY_VALUE = `SELECT 1 WHERE EXISTS (SELECT 1 FROM whatsapp_auth) OR EXISTS (SELECT 1 FROM wa_messages)`;
 
 /** The database's clock in epoch milliseconds, used for every lease decision. */
 const DB_NOW = `(extract(epoch from clock_timestamp()) * 1000)::bigint`;
@@ -322,7 +371,9 @@ export class PostgresStore implements SessionStore {
       const auth = await client.query(`DELETE FROM whatsapp_auth WHERE session_id = $1`, [id]);
       const registry = await client.query(`DELETE FROM wa_sessions WHERE id = $1`, [id]);
       await client.query(`DELETE FROM wa_leases WHERE session_id = $1`, [id]);
-      return (auth.rowCount ?? 0) + (registry.rowCount ?? 0) > 0;
+      const messages = await client.query(`DELETE FROM wa_messages WHERE session_id = $1`, [id]);
+      const events = await client.query(`DELETE FROM wa_events WHERE session_id = $1`, [id]);
+      return (auth.rowCount ?? 0) + (registry.rowCount ?? 0) + (messages.rowCount ?? 0) + (events.rowCount ?? 0) > 0;
     });
   }
 
@@ -342,7 +393,16 @@ export class PostgresStore implements SessionStore {
       set('last_disconnect_at', patch.lastDisconnect?.at ?? null);
     }
     if (sets.length === 0) return;
-    await this.query(`UPDATE wa_sessions SET ${sets.join(', ')} WHERE id = $1`, values);
+    const update = `UPDATE wa_sessions SET ${sets.join(', ')} WHERE id = $1`;
+    if (patch.state === undefined) {
+      await this.query(update, values);
+      return;
+    }
+    await this.tx(async (client) => {
+      const before = await lockState(client, id);
+      await client.query(update, values);
+      await noteStateChange(client, id, before);
+    });
   }
 
   async readCreds(id: string): Promise<string | undefined> {
@@ -356,6 +416,7 @@ export class PostgresStore implements SessionStore {
   writeCreds(id: string, value: string, summary: CredsSummary, options: WriteOptions = {}): Promise<void> {
     return this.tx(async (client) => {
       await lockForWrite(client, id, options.fence);
+      const before = await lockState(client, id);
       const at = new Date().toISOString();
       await client.query(
         `INSERT INTO whatsapp_auth (session_id, data_key, data_value, updated_at) VALUES ($1, 'creds', $2, now())
@@ -367,6 +428,7 @@ export class PostgresStore implements SessionStore {
         at,
       ]);
       await applySummary(client, id, summary, at);
+      await noteStateChange(client, id, before);
     });
   }
 
@@ -442,6 +504,7 @@ export class PostgresStore implements SessionStore {
   replaceAll(id: string, entries: readonly (readonly [string, string])[], summary: CredsSummary): Promise<void> {
     return this.tx(async (client) => {
       const at = new Date().toISOString();
+      const before = await lockState(client, id);
       await client.query(`INSERT INTO wa_sessions (id, created_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING`, [
         id,
         at,
@@ -459,16 +522,19 @@ export class PostgresStore implements SessionStore {
         [id],
       );
       await applySummary(client, id, summary, at);
+      await noteStateChange(client, id, before);
     });
   }
 
   clearAuth(id: string): Promise<void> {
     return this.tx(async (client) => {
+      const before = await lockState(client, id);
       await client.query(`DELETE FROM whatsapp_auth WHERE session_id = $1`, [id]);
       await client.query(
         `UPDATE wa_sessions SET state = 'unpaired', jid = NULL, name = NULL, paired_at = NULL WHERE id = $1`,
         [id],
       );
+      await noteStateChange(client, id, before);
     });
   }
 
@@ -536,11 +602,11 @@ export class PostgresStore implements SessionStore {
       if (options.unlessValues) {
         // SHARE mode waits for transactions writing values and holds off new ones until this commits, so
         // "no values yet" stays true until the meta entry is in; two initializers do not block each other.
-        await client.query(`LOCK TABLE whatsapp_auth IN SHARE MODE`);
+        await client.query(`LOCK TABLE whatsapp_auth, wa_messages IN SHARE MODE`);
       }
       const stored = await client.query<{ value: string }>(`SELECT value FROM wa_meta WHERE key = $1`, [key]);
       if (stored.rows[0]) return { value: stored.rows[0].value, inserted: false };
-      if (options.unlessValues && (await client.query(`SELECT 1 FROM whatsapp_auth LIMIT 1`)).rows.length > 0) {
+      if (options.unlessValues && (await client.query(ANY_VALUE)).rows.length > 0) {
         return { value: undefined, inserted: false };
       }
       // A concurrent initializer may insert between the read and here: its row wins (DO NOTHING waits for
@@ -556,7 +622,7 @@ export class PostgresStore implements SessionStore {
   }
 
   async hasValues(): Promise<boolean> {
-    return (await this.query(`SELECT 1 FROM whatsapp_auth LIMIT 1`)).rows.length > 0;
+    return (await this.query(ANY_VALUE)).rows.length > 0;
   }
 
   rewriteAll(
@@ -565,7 +631,7 @@ export class PostgresStore implements SessionStore {
   ): Promise<number> {
     return this.tx(async (client) => {
       // Lock the whole table: no daemon may write a value under the old key while the rest is re-sealed.
-      await client.query(`LOCK TABLE whatsapp_auth IN EXCLUSIVE MODE`);
+      await client.query(`LOCK TABLE whatsapp_auth, wa_messages IN EXCLUSIVE MODE`);
       const rows = await client.query<{ session_id: string; data_key: string; data_value: string }>(
         `SELECT session_id, data_key, data_value FROM whatsapp_auth`,
       );
@@ -584,6 +650,41 @@ export class PostgresStore implements SessionStore {
           [sessions.slice(i, i + 5000), keys.slice(i, i + 5000), values.slice(i, i + 5000)],
         );
       }
+      const messages = await client.query<{
+        session_id: string;
+        chat: string;
+        sender: string;
+        message_id: string;
+        text: string | null;
+        raw: string;
+      }>(`SELECT session_id, chat, sender, message_id, text, raw FROM wa_messages`);
+      let count = rows.rows.length;
+      for (let i = 0; i < messages.rows.length; i += 2000) {
+        const batch = messages.rows.slice(i, i + 2000).map((m) => {
+          count += m.text === null ? 1 : 2;
+          return {
+            ...m,
+            text:
+              m.text === null
+                ? null
+                : transform(m.text, m.session_id, messageDataKey('text', m.chat, m.sender, m.message_id)),
+            raw: transform(m.raw, m.session_id, messageDataKey('raw', m.chat, m.sender, m.message_id)),
+          };
+        });
+        await client.query(
+          `UPDATE wa_messages m SET text = t.x, raw = t.r
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS t(s, c, f, i, x, r)
+           WHERE m.session_id = t.s AND m.chat = t.c AND m.sender = t.f AND m.message_id = t.i`,
+          [
+            batch.map((m) => m.session_id),
+            batch.map((m) => m.chat),
+            batch.map((m) => m.sender),
+            batch.map((m) => m.message_id),
+            batch.map((m) => m.text),
+            batch.map((m) => m.raw),
+          ],
+        );
+      }
       for (const [key, value] of Object.entries(meta)) {
         if (value === null) await client.query(`DELETE FROM wa_meta WHERE key = $1`, [key]);
         else
@@ -592,7 +693,94 @@ export class PostgresStore implements SessionStore {
             [key, value],
           );
       }
-      return rows.rows.length;
+      return count;
+    });
+  }
+
+  storeIncoming(session: string, messages: readonly IncomingMessage[], options: { replay: boolean }): Promise<number> {
+    if (messages.length === 0) return Promise.resolve(0);
+    return this.tx(async (client) => {
+      await client.query(`SELECT pg_advisory_xact_lock(${EVENT_APPEND_LOCK})`);
+      const at = new Date().toISOString();
+      let stored = 0;
+      for (const m of messages) {
+        const inserted = await client.query(
+          `INSERT INTO wa_messages (session_id, chat, sender, message_id, direction, from_me, push_name, sent_at,
+             received_at, kind, text, raw)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+           ON CONFLICT (session_id, chat, sender, message_id) DO NOTHING`,
+          [session, m.chat, m.from, m.id, directionOf(m), m.fromMe, m.name, m.sentAt, at, m.kind, m.text, m.raw],
+        );
+        // A message seen before adds no event: exactly one `message` event per stored message.
+        if (inserted.rowCount !== 1) continue;
+        await client.query(
+          `INSERT INTO wa_events (session_id, at, type, chat, sender, message_id, replay) VALUES ($1, $2, 'message', $3, $4, $5, $6)`,
+          [session, at, m.chat, m.from, m.id, options.replay],
+        );
+        stored++;
+      }
+      return stored;
+    });
+  }
+
+  appendEvent(session: string, event: EventInput): Promise<boolean> {
+    return this.tx(async (client) => {
+      await client.query(`SELECT pg_advisory_xact_lock(${EVENT_APPEND_LOCK})`);
+      const at = new Date().toISOString();
+      if (event.type === 'undecryptable') {
+        // Under the append lock, so two copies of one stub cannot both find "not seen yet".
+        const seen = await client.query(
+          `SELECT 1 FROM wa_messages WHERE session_id = $1 AND chat = $2 AND sender = $3 AND message_id = $4
+           UNION ALL
+           SELECT 1 FROM wa_events WHERE session_id = $1 AND message_id = $4 AND type = 'undecryptable'
+             AND chat = $2 AND sender = $3
+           LIMIT 1`,
+          [session, event.chat, event.from, event.id],
+        );
+        if (seen.rows.length > 0) return false;
+        await client.query(
+          `INSERT INTO wa_events (session_id, at, type, chat, sender, message_id) VALUES ($1, $2, 'undecryptable', $3, $4, $5)`,
+          [session, at, event.chat, event.from, event.id],
+        );
+        return true;
+      }
+      await client.query(`INSERT INTO wa_events (session_id, at, type, data) VALUES ($1, $2, $3, $4)`, [
+        session,
+        at,
+        event.type,
+        eventData(event),
+      ]);
+      return true;
+    });
+  }
+
+  async readEvents(options: ReadEventsOptions = {}): Promise<StoredEvent[]> {
+    const sessions = options.sessions && options.sessions.length > 0 ? [...options.sessions] : null;
+    const result = await this.query<EventRow>(
+      `SELECT e.cursor, e.session_id, e.at, e.type, e.chat, e.sender, e.message_id, e.replay, e.data,
+         m.from_me, m.push_name, m.sent_at, m.kind, m.text, m.raw
+       FROM wa_events e
+       LEFT JOIN wa_messages m ON e.type = 'message' AND m.session_id = e.session_id AND m.chat = e.chat
+         AND m.sender = e.sender AND m.message_id = e.message_id
+       WHERE e.cursor > $1::bigint AND ($2::text[] IS NULL OR e.session_id = ANY($2::text[]))
+       ORDER BY e.cursor
+       LIMIT $3`,
+      [options.since ?? '0', sessions, options.limit ?? null],
+    );
+    return result.rows.map(toStoredEvent).filter((e): e is StoredEvent => e !== undefined);
+  }
+
+  async lastCursor(): Promise<string> {
+    const result = await this.query<{ c: string }>(`SELECT coalesce(max(cursor), 0)::text AS c FROM wa_events`);
+    return result.rows[0]!.c;
+  }
+
+  pruneMessages(olderThanMs: number): Promise<PruneResult> {
+    return this.tx(async (client) => {
+      const cutoff = new Date(Date.now() - olderThanMs).toISOString();
+      const messages = await client.query(`DELETE FROM wa_messages WHERE received_at < $1`, [cutoff]);
+      const events = await client.query(`DELETE FROM wa_events WHERE at < $1`, [cutoff]);
+      return { messages: messages.rowCount ?? 0, events: events.rowCount ?? 0 };
     });
   }
 
@@ -601,6 +789,7 @@ export class PostgresStore implements SessionStore {
       // VACUUM cannot run in a transaction block; pool.query runs it on its own. FULL writes a new copy of
       // the table and drops the old files, so no dead row version (an old sealed or clear value) remains.
       await this.pool.query(`VACUUM FULL whatsapp_auth`);
+      await this.pool.query(`VACUUM FULL wa_messages`);
       return true;
     } catch {
       return false;
@@ -637,6 +826,28 @@ async function lockForWrite(client: pg.PoolClient, id: string, fence: string | u
     [id, fence],
   );
   if (held.rows.length === 0) throw leaseLostError(id, fence);
+}
+
+/** The session's state, its registry row locked until the transaction ends (so `before` stays true). */
+async function lockState(client: pg.PoolClient, id: string): Promise<string | undefined> {
+  const row = await client.query<{ state: string }>(`SELECT state FROM wa_sessions WHERE id = $1 FOR UPDATE`, [id]);
+  return row.rows[0]?.state;
+}
+
+/**
+ * Inside the transaction that may have changed a session's state: appends a `state` event when it did,
+ * so the log tells every state change exactly once, whichever process made it (see EVENT_APPEND_LOCK).
+ */
+async function noteStateChange(client: pg.PoolClient, id: string, before: string | undefined): Promise<void> {
+  const row = await client.query<{ state: string }>(`SELECT state FROM wa_sessions WHERE id = $1`, [id]);
+  const after = row.rows[0]?.state;
+  if (before === undefined || after === undefined || before === after) return;
+  await client.query(`SELECT pg_advisory_xact_lock(${EVENT_APPEND_LOCK})`);
+  await client.query(`INSERT INTO wa_events (session_id, at, type, data) VALUES ($1, $2, 'state', $3)`, [
+    id,
+    new Date().toISOString(),
+    JSON.stringify({ state: after }),
+  ]);
 }
 
 /** Paired/unpaired from a creds write; stop states (logged_out, replaced) stay until a connect or logout. */

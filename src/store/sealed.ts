@@ -16,14 +16,20 @@ import {
   type ScryptCost,
   type Sealer,
 } from './sealing.js';
+import { messageDataKey } from './message-rows.js';
 import type {
   CredsSummary,
+  EventInput,
+  IncomingMessage,
   Lease,
   MetaInsert,
   LeaseResult,
   SessionPatch,
   SessionRecord,
+  PruneResult,
+  ReadEventsOptions,
   SessionStore,
+  StoredEvent,
   Takeover,
   ValueChange,
   WriteOptions,
@@ -284,6 +290,58 @@ export class SealedStore implements SessionStore {
         sealer.seal(transform(sealer.unseal(value, sessionId, dataKey), sessionId, dataKey), sessionId, dataKey),
       meta,
     );
+  }
+
+  /**
+   * Message content (`text`, `raw`) is sealed like auth values, bound by the AAD to its session and its
+   * message key (session + chat + from + id), so a sealed text moved to another message fails to open.
+   * Ids, chats, senders, kinds and times stay in clear: they are the rows' keys and what readers filter on.
+   */
+  async storeIncoming(
+    session: string,
+    messages: readonly IncomingMessage[],
+    options: { replay: boolean },
+  ): Promise<number> {
+    const sealer = await this.sealer();
+    if (!sealer) return this.inner.storeIncoming(session, messages, options);
+    return this.inner.storeIncoming(
+      session,
+      messages.map((m) => ({
+        ...m,
+        text: m.text === null ? null : sealer.seal(m.text, session, messageDataKey('text', m.chat, m.from, m.id)),
+        raw: sealer.seal(m.raw, session, messageDataKey('raw', m.chat, m.from, m.id)),
+      })),
+      options,
+    );
+  }
+
+  /** Events other than `message` carry no content: nothing to seal. */
+  appendEvent(session: string, event: EventInput): Promise<boolean> {
+    return this.inner.appendEvent(session, event);
+  }
+
+  async readEvents(options?: ReadEventsOptions): Promise<StoredEvent[]> {
+    const sealer = await this.sealer();
+    const events = await this.inner.readEvents(options);
+    if (!sealer) return events;
+    return events.map((e) =>
+      e.type !== 'message'
+        ? e
+        : {
+            ...e,
+            text:
+              e.text === null ? null : sealer.unseal(e.text, e.session, messageDataKey('text', e.chat, e.from, e.id)),
+            raw: sealer.unseal(e.raw, e.session, messageDataKey('raw', e.chat, e.from, e.id)),
+          },
+    );
+  }
+
+  lastCursor(): Promise<string> {
+    return this.inner.lastCursor();
+  }
+
+  pruneMessages(olderThanMs: number): Promise<PruneResult> {
+    return this.inner.pruneMessages(olderThanMs);
   }
 
   permissionWarning(): string | undefined {

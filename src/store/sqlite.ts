@@ -7,14 +7,20 @@ import { SESSION_ID_PATTERN } from '../session-id.js';
 import { CREDS_KEY } from './codec.js';
 import { summarizeCreds } from './creds-summary.js';
 import { toSessionRecord, type SessionRow } from './session-row.js';
+import { eventData, directionOf, messageDataKey, toStoredEvent, type EventRow } from './message-rows.js';
 import type {
   CredsSummary,
+  EventInput,
+  IncomingMessage,
   Lease,
   MetaInsert,
   LeaseResult,
   SessionPatch,
   SessionRecord,
+  PruneResult,
+  ReadEventsOptions,
   SessionStore,
+  StoredEvent,
   Takeover,
   ValueChange,
   WriteOptions,
@@ -22,7 +28,7 @@ import type {
 import { leaseLostError } from './fence.js';
 
 /** The schema version this code writes; a database with a higher `user_version` is refused. */
-export const SQLITE_SCHEMA_VERSION = 2;
+export const SQLITE_SCHEMA_VERSION = 3;
 
 export interface SqliteStoreOptions {
   /** Open without writing anything (no migration, no pragmas that write); for read-only commands. */
@@ -78,6 +84,43 @@ const MIGRATIONS: ReadonlyArray<(db: Db) => void> = [
   // v2: database-wide settings (encryption at rest keeps its salt and key id here).
   (db) => {
     db.exec(`CREATE TABLE wa_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);`);
+  },
+  // v3: received messages and the append-only event log (layout: src/store/message-rows.ts).
+  // AUTOINCREMENT: a cursor is never reused, not even after the newest events were pruned, so a reader
+  // holding a cursor never skips an event written later.
+  (db) => {
+    db.exec(`
+      CREATE TABLE wa_messages (
+        session_id  TEXT NOT NULL,
+        chat        TEXT NOT NULL,
+        sender      TEXT NOT NULL,
+        message_id  TEXT NOT NULL,
+        direction   TEXT NOT NULL,
+        from_me     INTEGER NOT NULL,
+        push_name   TEXT,
+        sent_at     TEXT,
+        received_at TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        text        TEXT,
+        raw         TEXT NOT NULL,
+        PRIMARY KEY (session_id, chat, sender, message_id)
+      );
+      CREATE INDEX wa_messages_received ON wa_messages (received_at);
+      CREATE TABLE wa_events (
+        cursor     INTEGER PRIMARY KEY AUTOINCREMENT,
+        session_id TEXT NOT NULL,
+        at         TEXT NOT NULL,
+        type       TEXT NOT NULL,
+        chat       TEXT,
+        sender     TEXT,
+        message_id TEXT,
+        replay     INTEGER,
+        data       TEXT
+      );
+      CREATE INDEX wa_events_session ON wa_events (session_id, cursor);
+      CREATE INDEX wa_events_at ON wa_events (at);
+      CREATE INDEX wa_events_message ON wa_events (session_id, message_id) WHERE message_id IS NOT NULL;
+    `);
   },
 ];
 
@@ -390,7 +433,8 @@ export class SqliteStore implements SessionStore {
           const auth = this.stmts.deleteAuth.run(id).changes;
           const registry = this.stmts.deleteSession.run(id).changes;
           this.stmts.deleteLease.run(id);
-          return auth + registry > 0;
+          const messages = this.stmts.deleteMessages.run(id).changes + this.stmts.deleteEvents.run(id).changes;
+          return auth + registry + messages > 0;
         })
         .immediate(),
     );
@@ -414,7 +458,18 @@ export class SqliteStore implements SessionStore {
         params.at = patch.lastDisconnect?.at ?? null;
       }
       if (sets.length === 0) return;
-      this.db.prepare(`UPDATE wa_sessions SET ${sets.join(', ')} WHERE id = @id`).run(params);
+      const update = this.db.prepare(`UPDATE wa_sessions SET ${sets.join(', ')} WHERE id = @id`);
+      if (patch.state === undefined) {
+        update.run(params);
+        return;
+      }
+      this.db
+        .transaction(() => {
+          const before = stateOf(this.stmts, id);
+          update.run(params);
+          noteStateChange(this.stmts, id, before, now());
+        })
+        .immediate();
     });
   }
 
@@ -468,11 +523,13 @@ export class SqliteStore implements SessionStore {
       const at = now();
       this.db
         .transaction(() => {
+          const before = stateOf(this.stmts, id);
           this.stmts.insertSession.run(id, null, at);
           this.stmts.deleteAuth.run(id);
           for (const [key, value] of entries) this.stmts.upsertValue.run(id, key, value, at);
           this.stmts.resetSession.run(id);
           this.applySummary(id, summary, at);
+          noteStateChange(this.stmts, id, before, at);
         })
         .immediate();
     });
@@ -482,8 +539,10 @@ export class SqliteStore implements SessionStore {
     return this.run(() => {
       this.db
         .transaction(() => {
+          const before = stateOf(this.stmts, id);
           this.stmts.deleteAuth.run(id);
           this.stmts.resetSession.run(id);
+          noteStateChange(this.stmts, id, before, now());
         })
         .immediate();
     });
@@ -577,11 +636,79 @@ export class SqliteStore implements SessionStore {
             update.run(transform(value, sessionId, dataKey), sessionId, dataKey);
             count++;
           }
+          const messages = this.db
+            .prepare(`SELECT session_id, chat, sender, message_id, text, raw FROM wa_messages`)
+            .raw()
+            .all() as Array<[string, string, string, string, string | null, string]>;
+          const updateMessage = this.db.prepare(
+            `UPDATE wa_messages SET text = ?, raw = ? WHERE session_id = ? AND chat = ? AND sender = ? AND message_id = ?`,
+          );
+          for (const [sessionId, chat, sender, messageId, text, raw] of messages) {
+            const newText =
+              text === null ? null : transform(text, sessionId, messageDataKey('text', chat, sender, messageId));
+            const newRaw = transform(raw, sessionId, messageDataKey('raw', chat, sender, messageId));
+            updateMessage.run(newText, newRaw, sessionId, chat, sender, messageId);
+            count += text === null ? 1 : 2;
+          }
           for (const [key, value] of Object.entries(meta)) {
             if (value === null) this.stmts.deleteMeta.run(key);
             else this.stmts.setMeta.run(key, value);
           }
           return count;
+        })
+        .immediate(),
+    );
+  }
+
+  storeIncoming(session: string, messages: readonly IncomingMessage[], options: { replay: boolean }): Promise<number> {
+    if (messages.length === 0) return Promise.resolve(0);
+    return this.run(() => this.stmts.storeIncomingTx.immediate(session, messages, options.replay, now()));
+  }
+
+  appendEvent(session: string, event: EventInput): Promise<boolean> {
+    return this.run(() =>
+      this.db
+        .transaction((): boolean => {
+          if (event.type === 'undecryptable') {
+            const seen =
+              this.stmts.messageExists.get(session, event.chat, event.from, event.id) ??
+              this.stmts.undecryptableExists.get(session, event.id, event.chat, event.from);
+            if (seen !== undefined) return false;
+            this.stmts.insertEvent.run(session, now(), 'undecryptable', event.chat, event.from, event.id, null, null);
+            return true;
+          }
+          this.stmts.insertEvent.run(session, now(), event.type, null, null, null, null, eventData(event));
+          return true;
+        })
+        .immediate(),
+    );
+  }
+
+  readEvents(options: ReadEventsOptions = {}): Promise<StoredEvent[]> {
+    return this.run(() => {
+      const sessions = options.sessions && options.sessions.length > 0 ? JSON.stringify(options.sessions) : null;
+      const rows = this.stmts.readEvents.all({
+        since: BigInt(options.since ?? '0'),
+        sessions,
+        limit: options.limit ?? -1,
+      }) as EventRow[];
+      return rows.map(toStoredEvent).filter((e): e is StoredEvent => e !== undefined);
+    });
+  }
+
+  lastCursor(): Promise<string> {
+    return this.run(() => String(this.stmts.lastCursor.get() as number));
+  }
+
+  pruneMessages(olderThanMs: number): Promise<PruneResult> {
+    return this.run(() =>
+      this.db
+        .transaction((): PruneResult => {
+          const cutoff = new Date(Date.now() - olderThanMs).toISOString();
+          return {
+            messages: this.stmts.pruneMessages.run(cutoff).changes,
+            events: this.stmts.pruneEvents.run(cutoff).changes,
+          };
         })
         .immediate(),
     );
@@ -708,9 +835,36 @@ type Statements = {
   anyValue: Statement;
   deleteLease: Statement;
   holdsLease: Statement;
+  deleteMessages: Statement;
+  sessionState: Statement;
+  deleteEvents: Statement;
+  insertMessage: Statement;
+  insertEvent: Statement;
+  messageExists: Statement;
+  undecryptableExists: Statement;
+  readEvents: Statement;
+  lastCursor: Statement;
+  pruneMessages: Statement;
+  pruneEvents: Statement;
+  storeIncomingTx: BetterSqlite3.Transaction<
+    (session: string, messages: readonly IncomingMessage[], replay: boolean, at: string) => number
+  >;
   writeValuesTx: Transaction<[id: string, changes: readonly ValueChange[], at: string, fence: string | undefined]>;
   writeCredsTx: Transaction<[id: string, value: string, summary: CredsSummary, at: string, fence: string | undefined]>;
 };
+
+const stateOf = (s: Statements, id: string): string | undefined => s.sessionState.get(id) as string | undefined;
+
+/**
+ * Inside the transaction that may have changed a session's state: appends a `state` event when it did
+ * (a registered session whose state differs from `before`), so the log tells every state change exactly
+ * once and in commit order, whichever command or daemon made it.
+ */
+function noteStateChange(s: Statements, id: string, before: string | undefined, at: string): void {
+  const after = stateOf(s, id);
+  if (before === undefined || after === undefined || before === after) return;
+  s.insertEvent.run(id, at, 'state', null, null, null, null, JSON.stringify({ state: after }));
+}
 
 /** Inside a write transaction (which holds the write lock, so no takeover can interleave): the fence holds. */
 function checkFence(s: Statements, id: string, fence: string | undefined): void {
@@ -777,7 +931,72 @@ function prepare(db: Db): Statements {
         `INSERT INTO wa_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
       ),
     deleteMeta: () => db.prepare(`DELETE FROM wa_meta WHERE key = ?`),
-    anyValue: () => db.prepare(`SELECT 1 FROM whatsapp_auth LIMIT 1`),
+    // Message content is a value too: a database holding messages in clear is not a fresh one to seal.
+    anyValue: () =>
+      db.prepare(`SELECT 1 WHERE EXISTS (SELECT 1 FROM whatsapp_auth) OR EXISTS (SELECT 1 FROM wa_messages)`),
+    deleteMessages: () => db.prepare(`DELETE FROM wa_messages WHERE session_id = ?`),
+    sessionState: () => db.prepare(`SELECT state FROM wa_sessions WHERE id = ?`).pluck(),
+    deleteEvents: () => db.prepare(`DELETE FROM wa_events WHERE session_id = ?`),
+    insertMessage: () =>
+      db.prepare(
+        `INSERT INTO wa_messages (session_id, chat, sender, message_id, direction, from_me, push_name, sent_at,
+           received_at, kind, text, raw)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (session_id, chat, sender, message_id) DO NOTHING`,
+      ),
+    insertEvent: () =>
+      db.prepare(
+        `INSERT INTO wa_events (session_id, at, type, chat, sender, message_id, replay, data)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+    messageExists: () =>
+      db.prepare(`SELECT 1 FROM wa_messages WHERE session_id = ? AND chat = ? AND sender = ? AND message_id = ?`),
+    undecryptableExists: () =>
+      db.prepare(
+        `SELECT 1 FROM wa_events WHERE session_id = ? AND message_id = ? AND type = 'undecryptable'
+           AND chat = ? AND sender = ?`,
+      ),
+    readEvents: () =>
+      db.prepare(
+        `SELECT e.cursor, e.session_id, e.at, e.type, e.chat, e.sender, e.message_id, e.replay, e.data,
+           m.from_me, m.push_name, m.sent_at, m.kind, m.text, m.raw
+         FROM wa_events e
+         LEFT JOIN wa_messages m ON e.type = 'message' AND m.session_id = e.session_id AND m.chat = e.chat
+           AND m.sender = e.sender AND m.message_id = e.message_id
+         WHERE e.cursor > @since
+           AND (@sessions IS NULL OR e.session_id IN (SELECT value FROM json_each(@sessions)))
+         ORDER BY e.cursor
+         LIMIT @limit`,
+      ),
+    // max() of the rowid alias is one b-tree lookup: cheap enough to poll.
+    lastCursor: () => db.prepare(`SELECT coalesce(max(cursor), 0) FROM wa_events`).pluck(),
+    pruneMessages: () => db.prepare(`DELETE FROM wa_messages WHERE received_at < ?`),
+    pruneEvents: () => db.prepare(`DELETE FROM wa_events WHERE at < ?`),
+    storeIncomingTx: () =>
+      db.transaction((session: string, messages: readonly IncomingMessage[], replay: boolean, at: string) => {
+        let stored = 0;
+        for (const m of messages) {
+          const inserted = s.insertMessage.run(
+            session,
+            m.chat,
+            m.from,
+            m.id,
+            directionOf(m),
+            m.fromMe ? 1 : 0,
+            m.name,
+            m.sentAt,
+            at,
+            m.kind,
+            m.text,
+            m.raw,
+          );
+          // A message seen before adds no event: exactly one `message` event per stored message.
+          if (inserted.changes === 0) continue;
+          s.insertEvent.run(session, at, 'message', m.chat, m.from, m.id, replay ? 1 : 0, null);
+          stored++;
+        }
+        return stored;
+      }),
     renewLeases: () => db.prepare(`UPDATE wa_leases SET expires_at = ? WHERE owner_id = ? RETURNING session_id`),
     deleteLease: () => db.prepare(`DELETE FROM wa_leases WHERE session_id = ?`),
     // The same expiry rule as every lease reader (sessionSelect): SQLite's clock, in epoch milliseconds.
@@ -797,9 +1016,11 @@ function prepare(db: Db): Statements {
     writeCredsTx: () =>
       db.transaction((id: string, value: string, summary: CredsSummary, at: string, fence: string | undefined) => {
         checkFence(s, id, fence);
+        const before = stateOf(s, id);
         s.upsertValue.run(id, 'creds', value, at);
         s.insertSession.run(id, null, at);
         s.applySummary.run({ id, paired: summary.paired ? 1 : 0, jid: summary.jid, name: summary.name, at });
+        noteStateChange(s, id, before, at);
       }),
   });
   return s;

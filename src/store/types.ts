@@ -75,6 +75,100 @@ export interface MetaInsert {
   inserted: boolean;
 }
 
+/** What a message is, as the Events section of SPEC.md names it. */
+export const MESSAGE_KINDS = [
+  'text',
+  'image',
+  'video',
+  'audio',
+  'document',
+  'sticker',
+  'location',
+  'contact',
+  'reaction',
+  'other',
+] as const;
+export type MessageKind = (typeof MESSAGE_KINDS)[number];
+
+/**
+ * One received message, mapped from a WAMessage (src/session/capture.ts). Its key is session + chat +
+ * from + id: WhatsApp may deliver it again (a re-sent stanza, an offline replay) and it is kept once.
+ */
+export interface IncomingMessage {
+  id: string;
+  chat: string;
+  /** The sender: the participant in a group, the chat in a 1:1 chat, the account itself for `fromMe`. */
+  from: string;
+  /** Sent by another device of this account (the phone); stored with direction 'out'. */
+  fromMe: boolean;
+  /** The sender's push name, when WhatsApp sent one. */
+  name: string | null;
+  /** WhatsApp's message timestamp, ISO 8601; null when it had none. */
+  sentAt: string | null;
+  kind: MessageKind;
+  /** The text, or the caption of media; null when there is none. Sealed with WA_SECRET. */
+  text: string | null;
+  /** The whole WAMessage as JSON text (Buffers as BufferJSON writes them). Sealed with WA_SECRET. */
+  raw: string;
+}
+
+interface EventBase {
+  /** The position in the append-only log: a decimal string, increasing. */
+  cursor: string;
+  session: string;
+  /** When the event was stored, ISO 8601. */
+  at: string;
+}
+
+export interface MessageEvent extends EventBase, Omit<IncomingMessage, 'raw'> {
+  type: 'message';
+  /** True for the offline backlog WhatsApp replays at login (Baileys' `append` upserts). */
+  replay: boolean;
+  /** The stored JSON text of the WAMessage; printed as JSON by `wa listen`. */
+  raw: string;
+}
+
+export interface UndecryptableEvent extends EventBase {
+  type: 'undecryptable';
+  id: string;
+  chat: string;
+  from: string;
+}
+
+export interface ConnectionEvent extends EventBase {
+  type: 'connection';
+  connection: 'open' | 'closed';
+  code: number | null;
+  reason: string | null;
+}
+
+export interface StateEvent extends EventBase {
+  type: 'state';
+  state: SessionState;
+}
+
+export type StoredEvent = MessageEvent | UndecryptableEvent | ConnectionEvent | StateEvent;
+
+/** What appendEvent takes: everything but what the store assigns (cursor, session, at). */
+export type EventInput =
+  | Omit<UndecryptableEvent, keyof EventBase>
+  | Omit<ConnectionEvent, keyof EventBase>
+  | Omit<StateEvent, keyof EventBase>;
+
+export interface ReadEventsOptions {
+  /** Only events after this cursor (exclusive); without it, from the oldest kept event. */
+  since?: string | undefined;
+  /** Only these sessions; all when absent or empty. */
+  sessions?: readonly string[] | undefined;
+  /** At most this many events (oldest first). */
+  limit?: number | undefined;
+}
+
+export interface PruneResult {
+  messages: number;
+  events: number;
+}
+
 export interface SessionStore {
   readonly backend: 'sqlite' | 'postgres';
   /** Where the data lives, fit to print (a path, or a URL without its password). */
@@ -96,7 +190,7 @@ export interface SessionStore {
   createSession(id: string, label: string | null): Promise<SessionRecord>;
   /** Registers the session if it is not yet known (library use, import). */
   ensureSession(id: string): Promise<void>;
-  /** Deletes the session, its auth data and its lease. Returns false when it did not exist. */
+  /** Deletes the session, its auth data, its lease, and its messages and events. Returns false when it did not exist. */
   deleteSession(id: string): Promise<boolean>;
   updateSession(id: string, patch: SessionPatch): Promise<void>;
 
@@ -140,16 +234,36 @@ export interface SessionStore {
    * on one salt.
    */
   insertMetaIfAbsent(key: string, value: string, options?: { unlessValues?: boolean }): Promise<MetaInsert>;
-  /** Whether any session has any stored auth value (tells a fresh database from one holding data). */
+  /** Whether any session has any stored auth value or message (tells a fresh database from one holding data). */
   hasValues(): Promise<boolean>;
   /**
    * Rewrites every stored value of every session through `transform`, and sets the given meta entries
-   * (null deletes), all in one transaction: all or nothing (`wa rekey`). Returns the number of values.
+   * (null deletes), all in one transaction: all or nothing (`wa rekey`). Message text and raw JSON are values
+   * too, under the data keys of src/store/message-rows.ts (messageDataKey). Returns the number of values.
    */
   rewriteAll(
     transform: (value: string, sessionId: string, dataKey: string) => string,
     meta: Readonly<Record<string, string | null>>,
   ): Promise<number>;
+
+  /**
+   * Stores received messages (deduplicated by session + chat + from + id) and, in the same transaction,
+   * one `message` event for each message that was new: a message delivered again adds neither a row nor
+   * an event. All or nothing. Returns how many were new.
+   */
+  storeIncoming(session: string, messages: readonly IncomingMessage[], options: { replay: boolean }): Promise<number>;
+  /**
+   * Appends an event that describes no stored message. An `undecryptable` event is appended only once per
+   * session + chat + from + id, and not at all when that message is already stored (a re-delivered copy
+   * that fails to decrypt is not news). Returns whether an event was appended.
+   */
+  appendEvent(session: string, event: EventInput): Promise<boolean>;
+  /** Events oldest first, `since` exclusive (see ReadEventsOptions). */
+  readEvents(options?: ReadEventsOptions): Promise<StoredEvent[]>;
+  /** The newest cursor in the log ('0' when it is empty): a cheap check for `wa listen --follow`. */
+  lastCursor(): Promise<string>;
+  /** Deletes messages and events stored more than `olderThanMs` ago; nothing younger. */
+  pruneMessages(olderThanMs: number): Promise<PruneResult>;
 
   /**
    * A warning when the stored data is readable by other users (SQLite: the database file, its -wal/-shm

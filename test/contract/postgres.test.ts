@@ -39,6 +39,22 @@ const harness = (sealed: boolean) => async (): Promise<StoreHarness> => {
         [sessionId, dataKey, stored],
       );
     },
+    async sql(query, params = []) {
+      let n = 0;
+      return (
+        await raw.query(
+          query.replace(/\?/g, () => `$${++n}`),
+          params,
+        )
+      ).rows as Array<Record<string, unknown>>;
+    },
+    async failEventWrites() {
+      await raw.query(`CREATE OR REPLACE FUNCTION ${schema}.fail_events() RETURNS trigger AS $$
+        BEGIN RAISE EXCEPTION 'injected failure'; END $$ LANGUAGE plpgsql`);
+      await raw.query(
+        `CREATE TRIGGER fail_events BEFORE INSERT ON wa_events FOR EACH ROW EXECUTE FUNCTION ${schema}.fail_events()`,
+      );
+    },
     async cleanup() {
       await raw.end();
       await store.close();

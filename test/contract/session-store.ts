@@ -3,7 +3,7 @@
  * describeSessionStore() with a factory; nothing here knows which database is underneath.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { SessionStore } from '../../src/store/types.js';
+import type { IncomingMessage, SessionStore, StoredEvent } from '../../src/store/types.js';
 
 /** Secret and a cheap scrypt for the sealed runs: the contract opens dozens of databases. */
 export const SEALING = { secret: 'contract secret', cost: { N: 2 ** 10, r: 8, p: 1 } };
@@ -16,12 +16,40 @@ export interface StoreHarness {
   failWritesOf(dataKey: string): Promise<void>;
   /** Writes a raw row into whatsapp_auth, bypassing the store (seed databases, corruption). */
   writeRaw(sessionId: string, dataKey: string, value: string): Promise<void>;
+  /** Runs SQL on the database itself, bypassing the store (`?` placeholders on both backends); returns rows. */
+  sql(query: string, params?: unknown[]): Promise<Array<Record<string, unknown>>>;
+  /** Makes the database reject every insert into wa_events (a trigger), to prove a message and its event commit together. */
+  failEventWrites(): Promise<void>;
   cleanup(): Promise<void>;
 }
 
 const paired = { paired: true, jid: '15551234567:3@s.whatsapp.net', name: 'Ada' };
 const unpaired = { paired: false, jid: null, name: null };
 const owner = (ownerId: string) => ({ ownerId, host: 'host-a', pid: 1234 });
+
+const CHAT = '15550001111@s.whatsapp.net';
+const message = (
+  id: string,
+  text: string | null = `text of ${id}`,
+  extra: Partial<IncomingMessage> = {},
+): IncomingMessage => ({
+  id,
+  chat: CHAT,
+  from: CHAT,
+  fromMe: false,
+  name: 'Ada',
+  sentAt: '2026-01-02T03:04:05.000Z',
+  kind: 'text',
+  text,
+  raw: JSON.stringify({
+    key: { id, remoteJid: CHAT },
+    message: { conversation: text },
+    buf: { type: 'Buffer', data: 'AAE=' },
+  }),
+  ...extra,
+});
+const messageIds = (events: StoredEvent[]): string[] =>
+  events.flatMap((e) => (e.type === 'message' ? [`${e.session}/${e.id}`] : []));
 
 export interface ContractOptions {
   /**
@@ -422,6 +450,224 @@ export function describeSessionStore(
       expect([...store.skippedIds].sort()).toEqual(['../evil', 'has space']);
       expect(await store.getSession('../evil')).toBeUndefined();
       expect(await store.readCreds('../evil')).toBe('{}');
+    });
+
+    it('stores each message once with one message event, in order, and reads the exact event shape back', async () => {
+      expect(await store.lastCursor()).toBe('0');
+      expect(
+        await store.storeIncoming('s', [message('m1'), message('m2', null, { kind: 'image' })], { replay: false }),
+      ).toBe(2);
+      // Delivered again (a re-sent stanza, an offline replay): no new message, no new event.
+      expect(await store.storeIncoming('s', [message('m1', 'changed'), message('m3')], { replay: true })).toBe(1);
+      // The same id from another sender, or in another session, is another message.
+      expect(
+        await store.storeIncoming('s', [message('m1', 'other sender', { from: '15550002222@s.whatsapp.net' })], {
+          replay: false,
+        }),
+      ).toBe(1);
+      expect(await store.storeIncoming('t', [message('m1')], { replay: false })).toBe(1);
+      const events = await store.readEvents();
+      expect(messageIds(events)).toEqual(['s/m1', 's/m2', 's/m3', 's/m1', 't/m1']);
+      const cursors = events.map((e) => BigInt(e.cursor));
+      expect([...cursors].sort((a, b) => (a < b ? -1 : 1))).toEqual(cursors);
+      expect(new Set(cursors).size).toBe(cursors.length);
+      expect(events[0]).toEqual({
+        cursor: expect.stringMatching(/^[1-9]\d*$/) as unknown,
+        session: 's',
+        at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) as unknown,
+        type: 'message',
+        id: 'm1',
+        chat: CHAT,
+        from: CHAT,
+        fromMe: false,
+        name: 'Ada',
+        sentAt: '2026-01-02T03:04:05.000Z',
+        kind: 'text',
+        text: 'text of m1',
+        replay: false,
+        raw: message('m1').raw,
+      });
+      expect(events[1]).toMatchObject({ kind: 'image', text: null, replay: false });
+      expect(events[2]).toMatchObject({ id: 'm3', replay: true });
+      expect(await store.lastCursor()).toBe(events[events.length - 1]!.cursor);
+      const rows = await h.sql(`SELECT direction, from_me FROM wa_messages WHERE message_id = 'm2'`);
+      expect(rows.map((r) => [r.direction, Boolean(r.from_me)])).toEqual([['in', false]]);
+    });
+
+    it('stores own messages from other devices as outgoing, flagged fromMe', async () => {
+      await store.storeIncoming(
+        's',
+        [message('own', 'from my phone', { fromMe: true, from: '15559990000@s.whatsapp.net' })],
+        {
+          replay: false,
+        },
+      );
+      expect((await store.readEvents())[0]).toMatchObject({ type: 'message', fromMe: true, text: 'from my phone' });
+      const rows = await h.sql(`SELECT direction FROM wa_messages`);
+      expect(rows.map((r) => r.direction)).toEqual(['out']);
+    });
+
+    it('writes a message and its event in one transaction: when the event insert fails, the message is not kept', async () => {
+      await store.storeIncoming('s', [message('before')], { replay: false });
+      await h.failEventWrites();
+      await expect(
+        store.storeIncoming('s', [message('lost-together'), message('also')], { replay: false }),
+      ).rejects.toThrow();
+      expect((await h.sql(`SELECT message_id FROM wa_messages ORDER BY message_id`)).map((r) => r.message_id)).toEqual([
+        'before',
+      ]);
+      expect(messageIds(await store.readEvents())).toEqual(['s/before']);
+    });
+
+    it('reads after a cursor (exclusive), up to a limit, for some sessions only', async () => {
+      for (const id of ['a1', 'a2', 'a3']) await store.storeIncoming('a', [message(id)], { replay: false });
+      await store.storeIncoming('b', [message('b1')], { replay: false });
+      await store.appendEvent('a', { type: 'connection', connection: 'open', code: null, reason: null });
+      const all = await store.readEvents();
+      expect(all.map((e) => e.type)).toEqual(['message', 'message', 'message', 'message', 'connection']);
+      expect(messageIds(await store.readEvents({ since: all[1]!.cursor }))).toEqual(['a/a3', 'b/b1']);
+      expect(await store.readEvents({ since: all[4]!.cursor })).toEqual([]);
+      expect(messageIds(await store.readEvents({ limit: 2 }))).toEqual(['a/a1', 'a/a2']);
+      expect(messageIds(await store.readEvents({ since: all[0]!.cursor, limit: 1 }))).toEqual(['a/a2']);
+      expect((await store.readEvents({ sessions: ['b'] })).map((e) => e.session)).toEqual(['b']);
+      expect((await store.readEvents({ sessions: ['a', 'b'], since: all[2]!.cursor })).map((e) => e.type)).toEqual([
+        'message',
+        'connection',
+      ]);
+      expect(await store.readEvents({ sessions: ['nobody'] })).toEqual([]);
+      expect(all[4]).toEqual({
+        cursor: all[4]!.cursor,
+        session: 'a',
+        at: all[4]!.at,
+        type: 'connection',
+        connection: 'open',
+        code: null,
+        reason: null,
+      });
+    });
+
+    it('keeps an undecryptable event once, and none for a message already stored; the message still arrives once', async () => {
+      const stub = { type: 'undecryptable', id: 'u1', chat: CHAT, from: CHAT } as const;
+      expect(await store.appendEvent('s', stub)).toBe(true);
+      expect(await store.appendEvent('s', stub)).toBe(false);
+      // The retry was answered: the same id arrives decrypted, and is stored as its one message.
+      expect(await store.storeIncoming('s', [message('u1', 'decrypted at last')], { replay: false })).toBe(1);
+      await store.storeIncoming('s', [message('m1')], { replay: false });
+      expect(await store.appendEvent('s', { ...stub, id: 'm1' })).toBe(false); // a re-delivered copy of a stored one
+      await store.appendEvent('s', { type: 'state', state: 'logged_out' });
+      const events = await store.readEvents();
+      expect(events.map((e) => [e.type, 'id' in e ? e.id : null])).toEqual([
+        ['undecryptable', 'u1'],
+        ['message', 'u1'],
+        ['message', 'm1'],
+        ['state', null],
+      ]);
+      expect(events[0]).toEqual({ cursor: events[0]!.cursor, session: 's', at: events[0]!.at, ...stub });
+      expect(events[1]).toMatchObject({ text: 'decrypted at last' });
+      expect(events[3]).toMatchObject({ type: 'state', state: 'logged_out' });
+    });
+
+    it('prunes messages and events older than the retention, and nothing younger; cursors are not reused', async () => {
+      await store.storeIncoming('s', [message('old'), message('new')], { replay: false });
+      await store.appendEvent('s', { type: 'connection', connection: 'closed', code: 428, reason: 'connection lost' });
+      expect(await store.pruneMessages(60 * 60_000)).toEqual({ messages: 0, events: 0 });
+      const old = new Date(Date.now() - 2 * 86_400_000).toISOString();
+      await h.sql(`UPDATE wa_messages SET received_at = ? WHERE message_id = 'old'`, [old]);
+      await h.sql(`UPDATE wa_events SET at = ? WHERE message_id = 'old' OR type = 'connection'`, [old]);
+      expect(await store.pruneMessages(86_400_000)).toEqual({ messages: 1, events: 2 });
+      const left = await store.readEvents();
+      expect(messageIds(left)).toEqual(['s/new']);
+      expect((await h.sql(`SELECT message_id FROM wa_messages`)).map((r) => r.message_id)).toEqual(['new']);
+      // Everything pruned: the next event still gets a cursor after every one handed out before.
+      await h.sql(`UPDATE wa_events SET at = ?`, [old]);
+      await h.sql(`UPDATE wa_messages SET received_at = ?`, [old]);
+      await store.pruneMessages(86_400_000);
+      await store.storeIncoming('s', [message('later')], { replay: false });
+      const [later] = await store.readEvents();
+      expect(BigInt(later!.cursor)).toBeGreaterThan(BigInt(left[0]!.cursor));
+    });
+
+    it('appends a state event for each change of a session state, in the transaction that makes it, and none otherwise', async () => {
+      await store.createSession('s', null);
+      await store.writeCreds('s', '{"me":{}}', unpaired); // still unpaired: no change
+      await store.writeCreds('s', '{"account":{}}', paired); // paired
+      await store.writeCreds('s', '{"account":{},"x":1}', paired); // still paired
+      await store.updateSession('s', { state: 'paired', connection: 'open' }); // no change
+      await store.updateSession('s', { connection: 'closed' });
+      await store.updateSession('s', { state: 'logged_out' });
+      await store.clearAuth('s'); // unpaired
+      await store.clearAuth('s'); // still unpaired
+      await store.replaceAll('s', [['creds', '{"account":{}}']], paired); // paired
+      await store.updateSession('s', { state: 'replaced' });
+      const events = await store.readEvents();
+      expect(events.map((e) => (e.type === 'state' ? e.state : e.type))).toEqual([
+        'paired',
+        'logged_out',
+        'unpaired',
+        'paired',
+        'replaced',
+      ]);
+      expect(events[0]).toEqual({
+        cursor: events[0]!.cursor,
+        session: 's',
+        at: events[0]!.at,
+        type: 'state',
+        state: 'paired',
+      });
+    });
+
+    it("deletes a session's messages and events with it", async () => {
+      await store.createSession('gone', null);
+      await store.storeIncoming('gone', [message('m1')], { replay: false });
+      await store.storeIncoming('kept', [message('m1')], { replay: false });
+      expect(await store.deleteSession('gone')).toBe(true);
+      expect((await store.readEvents()).map((e) => e.session)).toEqual(['kept']);
+      expect((await h.sql(`SELECT session_id FROM wa_messages`)).map((r) => r.session_id)).toEqual(['kept']);
+    });
+
+    it('keeps messages across reopen, and seals their content when the store is sealed', async () => {
+      await store.storeIncoming('s', [message('secret', 'the secret text')], { replay: false });
+      store = await h.reopen();
+      const [event] = await store.readEvents();
+      expect(event).toMatchObject({
+        type: 'message',
+        id: 'secret',
+        text: 'the secret text',
+        raw: message('secret', 'the secret text').raw,
+      });
+      const rows = await h.sql(`SELECT text, raw FROM wa_messages`);
+      const stored = JSON.stringify(rows);
+      if (options.opaqueValues) {
+        expect(stored).not.toContain('the secret text');
+        expect(String(rows[0]!.text)).toMatch(/^wa1:/);
+        expect(String(rows[0]!.raw)).toMatch(/^wa1:/);
+        // Bound to its row: sealed text moved to another message does not open.
+        await store.storeIncoming('s', [message('other', 'other text')], { replay: false });
+        await h.sql(`UPDATE wa_messages SET text = ? WHERE message_id = 'other'`, [rows[0]!.text]);
+        await expect(store.readEvents()).rejects.toMatchObject({ code: 'E_UNSEAL' });
+      } else {
+        expect(rows[0]!.text).toBe('the secret text');
+      }
+    });
+
+    it('counts stored messages as values and rewrites their content with every value', async () => {
+      expect(await store.hasValues()).toBe(false);
+      await store.storeIncoming('s', [message('m1', 'one'), message('m2', null)], { replay: false });
+      expect(await store.hasValues()).toBe(true);
+      const seen: string[] = [];
+      const count = await store.rewriteAll((value, sessionId, dataKey) => {
+        seen.push(`${sessionId} ${dataKey}`);
+        return value.replace('one', 'uno');
+      }, {});
+      expect(count).toBe(3);
+      expect(seen.sort()).toEqual(
+        [
+          `s message:raw:${JSON.stringify([CHAT, CHAT, 'm1'])}`,
+          `s message:raw:${JSON.stringify([CHAT, CHAT, 'm2'])}`,
+          `s message:text:${JSON.stringify([CHAT, CHAT, 'm1'])}`,
+        ].sort(),
+      );
+      expect((await store.readEvents()).map((e) => (e.type === 'message' ? e.text : undefined))).toEqual(['uno', null]);
     });
 
     it('serves concurrent reads and writes without losing any', async () => {

@@ -38,6 +38,19 @@ const harness = (sealed: boolean) => async (): Promise<StoreHarness> => {
         .prepare('INSERT OR REPLACE INTO whatsapp_auth (session_id, data_key, data_value) VALUES (?, ?, ?)')
         .run(sessionId, dataKey, stored);
     },
+    async sql(query, params = []) {
+      await Promise.resolve();
+      const statement = raw.prepare(query);
+      if (statement.reader) return statement.all(...params) as Array<Record<string, unknown>>;
+      statement.run(...params);
+      return [];
+    },
+    async failEventWrites() {
+      raw.exec(
+        `CREATE TRIGGER fail_events BEFORE INSERT ON wa_events BEGIN SELECT RAISE(ABORT, 'injected failure'); END`,
+      );
+      await Promise.resolve();
+    },
     async cleanup() {
       raw.close();
       await store.close();

@@ -21,7 +21,7 @@ describe('SQLite schema migrations', () => {
     await store.close();
     // Turn it back into what wa's first release wrote.
     const raw = new Database(path);
-    raw.exec('DROP TABLE wa_meta');
+    raw.exec('DROP TABLE wa_meta; DROP TABLE wa_messages; DROP TABLE wa_events');
     raw.pragma('user_version = 1');
     raw.close();
 
@@ -33,6 +33,26 @@ describe('SQLite schema migrations', () => {
     ]);
     expect(await upgraded.getSession('bot')).toMatchObject({ state: 'paired', jid: '1:1@s.whatsapp.net' });
     await upgraded.setMeta('k', 'v');
+    // v3: the message tables exist and work on the upgraded file.
+    expect(
+      await upgraded.storeIncoming(
+        'bot',
+        [
+          {
+            id: 'm',
+            chat: 'c',
+            from: 'c',
+            fromMe: false,
+            name: null,
+            sentAt: null,
+            kind: 'text',
+            text: 't',
+            raw: '{}',
+          },
+        ],
+        { replay: false },
+      ),
+    ).toBe(1);
     await upgraded.close();
   });
 });

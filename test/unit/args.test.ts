@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { httpAddressArg, phoneArg, secondsArg, sessionIdsArg } from '../../src/cli/args.js';
+import { cursorArg, httpAddressArg, phoneArg, positiveIntArg, secondsArg, sessionIdsArg } from '../../src/cli/args.js';
 
 describe('argv parsers (the edge validates once)', () => {
   it('--http [host:]port: a bare port binds loopback; IPv6 in brackets; nonsense refused', () => {
@@ -9,6 +9,21 @@ describe('argv parsers (the edge validates once)', () => {
     expect(httpAddressArg(' localhost:0 ')).toEqual({ host: 'localhost', port: 0 });
     for (const bad of ['', '99999', 'host:', ':80', 'a:b:80', '80a', 'http://x:80']) {
       expect(() => httpAddressArg(bad), bad).toThrow(/invalid --http address/);
+    }
+  });
+
+  it('--since: a decimal event cursor; --limit: a positive whole number', () => {
+    expect(cursorArg('0')).toBe('0');
+    expect(cursorArg('42')).toBe('42');
+    expect(cursorArg('9223372036854775807')).toBe('9223372036854775807');
+    for (const bad of ['', '-1', '042', '1.5', '0x10', '1e3', 'abc', ' 1', '12345678901234567890']) {
+      expect(() => cursorArg(bad), bad).toThrow(expect.objectContaining({ exitCode: 2 }) as Error);
+    }
+    const limit = positiveIntArg('--limit');
+    expect(limit('1')).toBe(1);
+    expect(limit('500')).toBe(500);
+    for (const bad of ['0', '-1', '1.5', '1e3', '0x10', '', 'ten', '99999999999']) {
+      expect(() => limit(bad), bad).toThrow(/--limit must be a positive whole number/);
     }
   });
 

@@ -26,6 +26,18 @@ describe('resolveConfig', () => {
     expect(resolveConfig({}, { WA_SECRET: '' }).secret).toBeUndefined();
     expect(resolveConfig({}, { WA_SECRET: 's3cret' }).secret).toBe('s3cret');
   });
+
+  it('reads the message retention from WA_KEEP_DAYS (default 30), refusing what is not a positive number of days', () => {
+    expect(resolveConfig({}, {}).keepDays).toBe(30);
+    expect(resolveConfig({}, { WA_KEEP_DAYS: '' }).keepDays).toBe(30);
+    expect(resolveConfig({}, { WA_KEEP_DAYS: '7' }).keepDays).toBe(7);
+    expect(resolveConfig({}, { WA_KEEP_DAYS: '0.5' }).keepDays).toBe(0.5);
+    for (const bad of ['0', '-1', 'ten', '1e3', '0x10', '40000']) {
+      expect(() => resolveConfig({}, { WA_KEEP_DAYS: bad }), bad).toThrow(
+        expect.objectContaining({ code: 'E_CONFIG', exitCode: 2 }) as Error,
+      );
+    }
+  });
 });
 
 describe('session ids', () => {

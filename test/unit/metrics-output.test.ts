@@ -22,6 +22,18 @@ const record = (id: string, patch: Partial<SessionRecord> = {}): SessionRecord =
 });
 
 describe('Metrics.render', () => {
+  it('counts received and undecryptable messages', () => {
+    const metrics = new Metrics();
+    expect(metrics.render([])).toMatch(/^wa_messages_received_total 0$/m);
+    metrics.messagesReceived(2);
+    metrics.messagesReceived(1);
+    metrics.messagesUndecryptable(1);
+    const text = metrics.render([]);
+    expect(text).toMatch(/^# TYPE wa_messages_received_total counter$/m);
+    expect(text).toMatch(/^wa_messages_received_total 3$/m);
+    expect(text).toMatch(/^wa_messages_undecryptable_total 1$/m);
+  });
+
   it('renders sessions by state and connection, counters, the write histogram and rejections', () => {
     const metrics = new Metrics(() => 3);
     metrics.connect('open');
