@@ -65,4 +65,9 @@ export default tseslint.config(
     files: ['bin/**/*.js', 'bench/**/*.js', 'test/**/*.js', 'test/**/*.ts', 'eslint.config.js'],
     languageOptions: { globals: globals.node },
   },
+  {
+    // The pairing page's script runs in the browser, as it is (no build step).
+    files: ['src/daemon/page/**/*.js'],
+    languageOptions: { globals: globals.browser, sourceType: 'script' },
+  },
 );

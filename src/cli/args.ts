@@ -5,6 +5,7 @@
  */
 import type { HttpAddress } from '../daemon/http.js';
 import { usageError } from '../errors.js';
+import { parsePhone } from '../phone.js';
 import { assertSessionId } from '../session-id.js';
 
 export const sessionIdArg = (value: string): string => assertSessionId(value);
@@ -29,20 +30,8 @@ export const secondsArg =
     return Math.round(seconds * 1000);
   };
 
-/**
- * `--phone` → digits with the country code: spaces, dashes, dots, brackets and a leading `+` are dropped;
- * 7–15 digits (E.164) that do not start with 0 (a trunk or `00` international prefix is not a country code).
- */
-export const phoneArg = (value: string): string => {
-  const digits = value.replace(/[\s\-().]/g, '').replace(/^\+/, '');
-  if (!/^[1-9]\d{6,14}$/.test(digits)) {
-    throw usageError(
-      'E_PHONE',
-      `--phone must be a phone number with country code, digits only (like 4915112345678), not ${JSON.stringify(value)}`,
-    );
-  }
-  return digits;
-};
+/** `--phone` → digits with the country code (src/phone.ts: the same rule as the HTTP API's `phone`). */
+export const phoneArg = (value: string): string => parsePhone(value, '--phone');
 
 /** `--http [host:]port`; a bare port binds to loopback (expose it with 0.0.0.0:port). */
 export function httpAddressArg(value: string): HttpAddress {

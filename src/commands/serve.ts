@@ -4,15 +4,20 @@ import type { HttpAddress } from '../daemon/http.js';
 import { sharedRead, startHttp } from '../daemon/http.js';
 import { Metrics } from '../daemon/metrics.js';
 import { startRetention } from '../daemon/retention.js';
+import { Pairings } from '../daemon/pairing.js';
 import { Supervisor } from '../daemon/supervisor.js';
+import { WaError, ExitCode, usageError } from '../errors.js';
 import { baileysSocketFactory, createLogger, loadBaileys } from '../session/baileys.js';
 import { newOwner } from '../session/lease.js';
 import { sessionView } from '../session/session-view.js';
 import { databaseFilesystem } from '../store/filesystem.js';
 import { unlockValues } from '../store/sealed.js';
 import { prettyLines } from '../terminal/log-format.js';
-import { requireSession } from './common.js';
+import { assertNotBusy, requireSession } from './common.js';
 import type { Context } from './context.js';
+
+/** A pairing over HTTP not done after this long is given up, as `wa connect`'s default timeout. */
+const PAIRING_TIMEOUT_MS = 180_000;
 
 /** How long one read of the sessions answers /sessions and /metrics. */
 const SESSIONS_CACHE_MS = 1000;
@@ -78,6 +83,19 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
       clock: systemClock,
       owner,
       only: ids,
+      // Leaves a session alone while it is being paired here (called only once the supervisor runs).
+      skip: (id) => pairing.isPairing(id),
+    });
+    const pairing = new Pairings({
+      store,
+      openSocket,
+      logger,
+      baileysLogger,
+      timing: ctx.config.timing,
+      owner,
+      // The lease is already ours: the supervisor's next look takes the session and keeps it connected.
+      onPaired: () => supervisor.pickUp(),
+      timeoutMs: PAIRING_TIMEOUT_MS,
     });
 
     // /sessions and /metrics share one read of the sessions, at most one a second however many requests
@@ -95,8 +113,53 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
               const readiness = supervisor.readiness();
               return Promise.resolve({ ready: readiness.ready, body: readiness });
             },
-            sessions: async () => ({ db: store.location, sessions: await sessionViews() }),
+            sessions: async () => {
+              const active = pairing.active();
+              const views = (await sessionViews()).map((view) =>
+                active.has(view.id) ? { ...view, pairing: active.get(view.id) } : view,
+              );
+              return { db: store.location, sessions: views };
+            },
             metrics: async () => metrics.render(await sessionViews()),
+            api: {
+              create: async (id, label) => sessionView(await store.createSession(id, label)),
+              remove: async (id, force) => {
+                const session = await requireSession(store, id);
+                if (pairing.isPairing(id)) {
+                  throw new WaError(ExitCode.busy, 'E_PAIRING_ACTIVE', `session '${id}' is being paired`, {
+                    hint: `DELETE /sessions/${id}/pair first`,
+                  });
+                }
+                // As `wa rm`: never one a live process holds (this daemon included), a paired one only forced.
+                assertNotBusy(session);
+                if (session.state !== 'unpaired' && !force) {
+                  throw usageError(
+                    'E_SESSION_PAIRED',
+                    `session '${id}' is ${session.state}: removing it leaves the device listed on the phone (?force=1 removes it anyway)`,
+                  );
+                }
+                await store.deleteSession(id);
+                return { id, removed: true };
+              },
+              pair: async (id, method) => {
+                if (!supervisor.serves(id)) {
+                  throw new WaError(ExitCode.busy, 'E_NOT_SERVED', `this daemon serves only ${ids.join(', ')}`);
+                }
+                return { ...(await pairing.start(id, method)), state: 'pairing' };
+              },
+              cancelPair: async (id) => {
+                await pairing.cancel(id);
+                return { id, cancelled: true };
+              },
+              follow: (id, onEvent, onEnd) => pairing.subscribe(id, onEvent, onEnd),
+              qrSvg: async (id) => {
+                const qr = pairing.currentQr(id);
+                if (qr === undefined) return undefined;
+                const { default: qrcode } = await import('qrcode');
+                // Dark on light with the 4-module quiet zone scanners expect (ISO/IEC 18004).
+                return qrcode.toString(qr, { type: 'svg', margin: 4, color: { dark: '#000000', light: '#ffffff' } });
+              },
+            },
           },
           { token: ctx.config.apiToken, onError: (err: unknown) => logger.error({ err }, 'HTTP route failed') },
         )
@@ -124,7 +187,7 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
     const deadlineAt = systemClock.monotonic() + SHUTDOWN_DEADLINE_MS;
     closeBy = deadlineAt + STORE_CLOSE_GRACE_MS;
     const drained = async (): Promise<void> => {
-      await supervisor.stop();
+      await Promise.all([pairing.stop(), supervisor.stop()]);
       // Messages flushed by sockets WhatsApp closed are stored before the store closes.
       await openSocket.settle(SHUTDOWN_DEADLINE_MS);
       await retention.stop();

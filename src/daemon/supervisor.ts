@@ -30,6 +30,8 @@ export interface SupervisorDeps extends DaemonServices {
   owner: LeaseOwner;
   /** Serve only these sessions (empty: every paired session this process can own). */
   only: readonly string[];
+  /** Sessions not to take even when eligible: being paired over HTTP in this process (src/daemon/pairing.ts). */
+  skip?: ((id: string) => boolean) | undefined;
 }
 
 /**
@@ -82,10 +84,21 @@ export class Supervisor {
     );
   }
 
+  /** Looks for sessions now rather than at the next tick (a pairing in this process just finished). */
+  pickUp(): void {
+    // A round already under way may have listed the sessions before this one was paired: one more after it.
+    void this.discover().then(() => this.discover());
+  }
+
+  /** Whether this process may serve the session at all (`wa serve [id…]` limits it). */
+  serves(id: string): boolean {
+    return this.deps.only.length === 0 || this.deps.only.includes(id);
+  }
+
   private eligible(session: SessionRecord): boolean {
     if (session.state !== 'paired' || this.runners.has(session.id)) return false;
     if (this.deps.only.length > 0 && !this.deps.only.includes(session.id)) return false;
-    if (this.isStopped(session)) return false;
+    if (this.isStopped(session) || this.deps.skip?.(session.id) === true) return false;
     return session.lease === null || session.lease.ownerId === this.deps.owner.ownerId;
   }
 

@@ -159,6 +159,15 @@ export class SessionLease {
     this.timer = undefined;
   }
 
+  /**
+   * Stops renewing without releasing: the lease stays ours for another holder in this process with the
+   * same owner id (the daemon's supervisor renews every lease of its owner id in one write, and takes a
+   * paired session whose lease is already its own).
+   */
+  handOff(): void {
+    this.stop();
+  }
+
   async release(): Promise<void> {
     if (!this.held) return;
     this.stop();

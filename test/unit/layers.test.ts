@@ -53,6 +53,6 @@ describe('layers', () => {
 
   it('finds upward imports when there are some (the check itself works)', () => {
     expect(rank('store/open.ts')).toBeGreaterThan(rank('session/connection.ts'));
-    expect(importsOf(join(SRC, 'commands/connect.ts'))).toContain('session/connection.ts');
+    expect(importsOf(join(SRC, 'commands/connect.ts'))).toContain('session/pairing-flow.ts');
   });
 });
