@@ -44,6 +44,11 @@ export interface Timing {
   backoffResetMs: number;
   /** Global limit on connects started per second by one serve process. */
   connectsPerSecond: number;
+  /**
+   * How long each pairing QR lives; 0 keeps Baileys' own (60 s for the first, 20 s for each later one,
+   * lib/Socket/socket.js). Tests shorten it to see a rotation without waiting a minute.
+   */
+  qrTimeoutMs: number;
 }
 
 export const DEFAULT_TIMING: Timing = {
@@ -57,6 +62,7 @@ export const DEFAULT_TIMING: Timing = {
   backoffCapMs: 60_000,
   backoffResetMs: 60_000,
   connectsPerSecond: 5,
+  qrTimeoutMs: 0,
 };
 
 /**

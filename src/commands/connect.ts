@@ -86,6 +86,7 @@ async function run(args: {
   await connectSession({
     ...args,
     openSocket: baileysSocketFactory(baileys, ctx.config),
+    qrTimeoutMs: ctx.config.timing.qrTimeoutMs,
     logger,
     listener: { ...view, qr: (qr, expiresAt) => void view.qr(qr, expiresAt) },
   });

@@ -29,7 +29,7 @@ export interface PairingDeps {
   /** wa's log lines (never a QR payload or a code). */
   logger: Logger;
   baileysLogger: Logger;
-  timing: Pick<Timing, 'leaseTtlMs' | 'leaseRenewMs'>;
+  timing: Pick<Timing, 'leaseTtlMs' | 'leaseRenewMs' | 'qrTimeoutMs'>;
   /** The daemon's lease owner: the supervisor takes a session whose lease is already this owner's. */
   owner: LeaseOwner;
   /** The pairing of `id` opened and its creds are stored: the daemon takes the session from here. */
@@ -163,6 +163,7 @@ export class Pairings {
         },
         stop: pairing.stop.signal,
         stopReason: () => pairing.stopReason,
+        qrTimeoutMs: this.deps.timing.qrTimeoutMs,
         fence: lease.owner.ownerId,
         onLeaseLost: () => pairing.halt('lease'),
         timeoutMs,

@@ -75,7 +75,7 @@ export async function createLogger(level: LogLevel, destination: NodeJS.Writable
 
 export interface SocketSettings {
   wsUrl: string | undefined;
-  timing: Pick<Timing, 'keepAliveMs' | 'connectTimeoutMs'>;
+  timing: Pick<Timing, 'keepAliveMs' | 'connectTimeoutMs'> & Partial<Pick<Timing, 'qrTimeoutMs'>>;
 }
 
 /**
@@ -127,6 +127,7 @@ function wrapSocket(
       ...(settings.wsUrl ? { waWebSocketUrl: settings.wsUrl } : {}),
       keepAliveIntervalMs: settings.timing.keepAliveMs,
       connectTimeoutMs: settings.timing.connectTimeoutMs,
+      ...(settings.timing.qrTimeoutMs ? { qrTimeout: settings.timing.qrTimeoutMs } : {}),
       // A session manager keeps the link alive: no full history download (Baileys still takes the recent
       // history it needs for LID mappings) and it does not show the account online.
       syncFullHistory: false,

@@ -29,9 +29,12 @@ export interface PairingListener {
   open(jid: string, name: string | null): void;
 }
 
-/** Baileys shows the first QR for 60 s and each later one for 20 s (lib/Socket/socket.js, qrTimeout). */
-export const qrExpiry = (qrNumber: number, now = Date.now()): Date =>
-  new Date(now + (qrNumber === 1 ? 60_000 : 20_000));
+/**
+ * When a QR expires: Baileys shows the first for 60 s and each later one for 20 s, or each for `qrTimeout`
+ * when that is set (lib/Socket/socket.js); `qrTimeoutMs` is wa's setting of it (0: Baileys' own).
+ */
+export const qrExpiry = (qrNumber: number, now = Date.now(), qrTimeoutMs = 0): Date =>
+  new Date(now + (qrTimeoutMs || (qrNumber === 1 ? 60_000 : 20_000)));
 
 /** `ABCDEFGH` → `ABCD-EFGH`, as people type it on the phone. */
 export const formatPairingCode = (code: string): string => `${code.slice(0, 4)}-${code.slice(4)}`;
@@ -52,6 +55,8 @@ export interface ConnectSessionArgs {
   onLeaseLost: () => void;
   /** For the timeout's message. */
   timeoutMs: number;
+  /** The QR lifetime the socket factory was given (Timing.qrTimeoutMs; 0: Baileys' own). */
+  qrTimeoutMs?: number | undefined;
   wasLoggedOut: boolean;
 }
 
@@ -89,7 +94,7 @@ export async function connectSession(args: ConnectSessionArgs): Promise<void> {
             }
           } else {
             qrCount++;
-            listener.qr(update.qr, qrExpiry(qrCount));
+            listener.qr(update.qr, qrExpiry(qrCount, Date.now(), args.qrTimeoutMs));
           }
         }
         if (update.isNewLogin) {

@@ -29,7 +29,7 @@ describe('pairing inside the daemon (src/daemon/pairing.ts) on scripted sockets'
       openSocket: sockets.openSocket,
       logger: pino({ level: 'silent' }),
       baileysLogger: pino({ level: 'silent' }),
-      timing: { leaseTtlMs: 30_000, leaseRenewMs: 10_000 },
+      timing: { leaseTtlMs: 30_000, leaseRenewMs: 10_000, qrTimeoutMs: 0 },
       owner,
       onPaired: (id) => paired.push(id),
       timeoutMs: 60_000,
