@@ -40,8 +40,10 @@ export interface Timing {
   backoffBaseMs: number;
   backoffCapMs: number;
   backoffResetMs: number;
-  /** Global limit on connects started per second by one serve process. */
+  /** Connects started per second by one serve process: where the pacing starts, and falls back to on failure. */
   connectsPerSecond: number;
+  /** The ceiling the pacing ramps up to while connects succeed (src/daemon/backoff.ts ConnectLimiter). */
+  maxConnectsPerSecond: number;
 }
 
 export const DEFAULT_TIMING: Timing = {
@@ -55,6 +57,7 @@ export const DEFAULT_TIMING: Timing = {
   backoffCapMs: 60_000,
   backoffResetMs: 60_000,
   connectsPerSecond: 5,
+  maxConnectsPerSecond: 50,
 };
 
 /**
@@ -82,6 +85,7 @@ export function parseTiming(spec: string | undefined): Timing {
   if (timing.leaseRenewMs >= timing.leaseTtlMs) inconsistent('leaseRenewMs must be less than leaseTtlMs');
   if (timing.backoffBaseMs > timing.backoffCapMs) inconsistent('backoffBaseMs must not exceed backoffCapMs');
   if (timing.connectsPerSecond > 1000) inconsistent('connectsPerSecond must be at most 1000');
+  if (timing.maxConnectsPerSecond > 1000) inconsistent('maxConnectsPerSecond must be at most 1000');
   return timing;
 }
 

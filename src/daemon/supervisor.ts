@@ -1,7 +1,7 @@
 import type { Disconnect } from '../session/disconnect.js';
 import type { LeaseOwner } from '../session/lease.js';
 import type { SessionRecord } from '../store/types.js';
-import { ConnectLimiter } from './backoff.js';
+import { ConnectLimiter, pacingPolicy } from './backoff.js';
 import { SessionRunner, type DaemonServices } from './session-runner.js';
 
 /**
@@ -64,7 +64,10 @@ export class Supervisor {
 
   constructor(deps: SupervisorDeps) {
     this.deps = deps;
-    this.limiter = new ConnectLimiter(deps.timing.connectsPerSecond, deps.clock);
+    this.limiter = new ConnectLimiter(
+      pacingPolicy(deps.timing.connectsPerSecond, deps.timing.maxConnectsPerSecond),
+      deps.clock,
+    );
     this.renewedAt = deps.clock.monotonic();
   }
 
@@ -138,10 +141,11 @@ export class Supervisor {
   private async discoverRound(): Promise<void> {
     try {
       const { store, owner, timing, logger } = this.deps;
-      // Take no more per round than the connect rate can open before the next round: it costs nothing in
-      // time-to-open, and leaves the rest to other daemons looking at the same database, so sessions
-      // spread across them instead of the first one up taking everything. Shuffled for the same reason.
-      const perRound = Math.max(1, Math.ceil((timing.connectsPerSecond * timing.discoveryMs) / 1000));
+      // Take no more per round than the connect pacing can open before the next round (ramping up if
+      // connects keep succeeding): it costs nothing in time-to-open, and leaves the rest to other daemons
+      // looking at the same database, so sessions spread across them instead of the first one up taking
+      // everything. Shuffled for the same reason.
+      const perRound = Math.max(1, this.limiter.capacity(timing.discoveryMs));
       const sessions = await store.listSessions();
       this.listed = sessions;
       const candidates = sessions.filter((s) => this.eligible(s));
