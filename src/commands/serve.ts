@@ -89,7 +89,12 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
               const readiness = supervisor.readiness();
               return Promise.resolve({ ready: readiness.ready, body: readiness });
             },
-            sessions: async () => ({ db: store.location, sessions: await sessionViews() }),
+            // `waiting`: sessions another live owner holds (an old deployment still stopping), taken once released.
+            sessions: async () => ({
+              db: store.location,
+              sessions: await sessionViews(),
+              waiting: supervisor.waiting(),
+            }),
             metrics: async () => metrics.render(await sessionViews()),
           },
           { token: ctx.config.apiToken, onError: (err: unknown) => logger.error({ err }, 'HTTP route failed') },
