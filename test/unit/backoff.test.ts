@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { backoffDelay, ConnectLimiter, DEFAULT_BACKOFF, pacingPolicy } from '../../src/daemon/backoff.js';
+import type { Clock } from '../../src/clock.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 
 describe('backoffDelay (full jitter)', () => {
@@ -125,6 +126,22 @@ describe('ConnectLimiter: adaptive pacing (start 5/s, cap 50/s)', () => {
     limiter.rateLimited();
     expect(limiter.capacity(5000)).toBe(5);
     expect(new ConnectLimiter(5, clock).capacity(5000)).toBe(25); // a fixed rate: the old rule
+  });
+
+  it('keeps its rate when the event loop fires its timers late (catching up, at most 100 ms of schedule)', async () => {
+    const clock = new ManualClock();
+    // Every sleep ends 30 ms late, as on a loop busy with handshakes.
+    const late: Clock = {
+      now: () => clock.now(),
+      monotonic: () => clock.monotonic(),
+      every: (ms, fn) => clock.every(ms, fn),
+      sleep: (ms, signal) => clock.sleep(ms + 30, signal),
+    };
+    const limiter = new ConnectLimiter(50, late);
+    const at = await run(limiter, clock, 400, 2000, () => undefined);
+    // One release per wake-up would be 1000 / (20 + 30) = 20/s; the schedule says 50/s.
+    expect(at.filter((t) => t < 2000).length).toBeGreaterThanOrEqual(95);
+    expect(at.filter((t) => t < 2000).length).toBeLessThanOrEqual(101);
   });
 
   it('an aborted caller leaves the queue and no timer behind', async () => {
