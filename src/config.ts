@@ -42,13 +42,15 @@ export interface Timing {
   backoffBaseMs: number;
   backoffCapMs: number;
   backoffResetMs: number;
-  /** Global limit on connects started per second by one serve process. */
+  /** Connects started per second by one serve process: where the pacing starts, and falls back to on failure. */
   connectsPerSecond: number;
   /**
    * How long each pairing QR lives; 0 keeps Baileys' own (60 s for the first, 20 s for each later one,
    * lib/Socket/socket.js). Tests shorten it to see a rotation without waiting a minute.
    */
   qrTimeoutMs: number;
+  /** The ceiling the pacing ramps up to while connects succeed (src/daemon/backoff.ts ConnectLimiter). */
+  maxConnectsPerSecond: number;
 }
 
 export const DEFAULT_TIMING: Timing = {
@@ -63,6 +65,7 @@ export const DEFAULT_TIMING: Timing = {
   backoffResetMs: 60_000,
   connectsPerSecond: 5,
   qrTimeoutMs: 0,
+  maxConnectsPerSecond: 50,
 };
 
 /**
@@ -90,6 +93,7 @@ export function parseTiming(spec: string | undefined): Timing {
   if (timing.leaseRenewMs >= timing.leaseTtlMs) inconsistent('leaseRenewMs must be less than leaseTtlMs');
   if (timing.backoffBaseMs > timing.backoffCapMs) inconsistent('backoffBaseMs must not exceed backoffCapMs');
   if (timing.connectsPerSecond > 1000) inconsistent('connectsPerSecond must be at most 1000');
+  if (timing.maxConnectsPerSecond > 1000) inconsistent('maxConnectsPerSecond must be at most 1000');
   return timing;
 }
 

@@ -113,12 +113,13 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
               const readiness = supervisor.readiness();
               return Promise.resolve({ ready: readiness.ready, body: readiness });
             },
+            // `waiting`: sessions another live owner holds (an old deployment still stopping), taken once released.
             sessions: async () => {
               const active = pairing.active();
               const views = (await sessionViews()).map((view) =>
                 active.has(view.id) ? { ...view, pairing: active.get(view.id) } : view,
               );
-              return { db: store.location, sessions: views };
+              return { db: store.location, sessions: views, waiting: supervisor.waiting() };
             },
             metrics: async () => metrics.render(await sessionViews()),
             api: {

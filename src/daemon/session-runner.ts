@@ -15,6 +15,10 @@ import type { Metrics } from './metrics.js';
  */
 const RESTARTS_AT_ONCE = 3;
 
+/** 429 (rate-overlimit): at least a minute before this session tries again, doubling, capped (SPEC "The daemon"). */
+const RATE_LIMIT_BACKOFF_MS = 60_000;
+const RATE_LIMIT_BACKOFF_CAP_MS = 16 * 60_000;
+
 /**
  * Error codes that reopening cannot fix: stored data that is not what it should be, or a secret that does
  * not open it (src/auth/auth-state.ts, src/store/sealed.ts). Everything else that can fail while opening
@@ -171,6 +175,8 @@ export class SessionRunner {
     let attempt = 0;
     /** 515s in a row without an open in between. */
     let restarts = 0;
+    /** 429s in a row without an open in between. */
+    let rateLimits = 0;
     try {
       while (!signal.aborted) {
         if (!auth) {
@@ -229,7 +235,10 @@ export class SessionRunner {
         await this.record(closedPatch(disconnect, true, new Date(this.deps.clock.now())));
         const fields = { code: disconnect.code, reason: disconnect.reason, action: disconnect.action };
 
-        if (openFor !== null) restarts = 0;
+        if (openFor !== null) restarts = rateLimits = 0;
+        // The pacing learns from every outcome but our own close and the 515 a pairing always ends with.
+        if (disconnect.code === 429) this.deps.limiter.rateLimited();
+        else if (disconnect.action !== 'closed' && disconnect.action !== 'restart') this.deps.limiter.failed();
         if (disconnect.action === 'restart' && ++restarts <= RESTARTS_AT_ONCE) {
           logger.info(fields, 'restart requested by WhatsApp; reconnecting');
           continue;
@@ -255,6 +264,9 @@ export class SessionRunner {
         // A server that answers every login with 515 would otherwise be hit in a tight loop: past the few
         // restarts a pairing needs, wait at least half the base (full jitter alone can draw ~0).
         if (disconnect.action === 'restart') delay = Math.max(delay, Math.floor(timing.backoffBaseMs / 2));
+        if (disconnect.code === 429) {
+          delay = Math.min(RATE_LIMIT_BACKOFF_CAP_MS, RATE_LIMIT_BACKOFF_MS * 2 ** rateLimits++) + delay;
+        }
         logger.info({ ...fields, attempt, delayMs: delay }, 'disconnected; reconnecting after backoff');
         await this.deps.clock.sleep(delay, signal);
       }
@@ -322,6 +334,7 @@ export class SessionRunner {
           lastFrameAt = openedAt;
           this.connection = 'open';
           metrics.connect('open');
+          this.deps.limiter.opened();
           logger.info({ jid: auth.state.creds.me?.id, ms: openedAt - startedAt }, 'connection open');
           void this.record({ connection: 'open', lastConnectedAt: new Date(openedAt).toISOString() });
         },

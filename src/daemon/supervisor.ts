@@ -1,7 +1,8 @@
 import type { Disconnect } from '../session/disconnect.js';
 import type { LeaseOwner } from '../session/lease.js';
+import { displayHost } from '../session/session-view.js';
 import type { SessionRecord } from '../store/types.js';
-import { ConnectLimiter } from './backoff.js';
+import { ConnectLimiter, pacingPolicy } from './backoff.js';
 import { SessionRunner, type DaemonServices } from './session-runner.js';
 
 /**
@@ -24,6 +25,21 @@ export interface Readiness {
   leasesRenewed: boolean;
   /** Whether the last look for sessions could read the database. */
   discoveryOk: boolean;
+}
+
+/**
+ * How often sessions held by another live owner are looked at again. An overlapping deploy (the old
+ * daemon still stopping, README "Deploying") releases each lease as its session closes; looking every
+ * second, not every discovery round, takes each within about a second of its release.
+ */
+export const WAITING_POLL_MS = 1000;
+
+/** A paired session this process may own but another live process holds: waited for, not fought over. */
+export interface WaitingSession {
+  id: string;
+  owner: { ownerId: string; host: string; pid: number };
+  /** When we started waiting for it (epoch ms). */
+  since: string;
 }
 
 export interface SupervisorDeps extends DaemonServices {
@@ -63,10 +79,15 @@ export class Supervisor {
    */
   private readonly acquiredAt = new Map<string, number>();
   private renewing = false;
+  /** Sessions held by another live owner, by id: logged once each, shown in /sessions, polled every second. */
+  private readonly waitingFor = new Map<string, WaitingSession>();
 
   constructor(deps: SupervisorDeps) {
     this.deps = deps;
-    this.limiter = new ConnectLimiter(deps.timing.connectsPerSecond, deps.clock);
+    this.limiter = new ConnectLimiter(
+      pacingPolicy(deps.timing.connectsPerSecond, deps.timing.maxConnectsPerSecond),
+      deps.clock,
+    );
     this.renewedAt = deps.clock.monotonic();
   }
 
@@ -81,6 +102,9 @@ export class Supervisor {
     this.timers.push(
       clock.every(timing.discoveryMs, () => void this.discover()),
       clock.every(timing.leaseRenewMs, () => void this.renew()),
+      clock.every(WAITING_POLL_MS, () => {
+        if (this.waitingFor.size > 0) void this.discover();
+      }),
     );
   }
 
@@ -93,6 +117,34 @@ export class Supervisor {
   /** Whether this process may serve the session at all (`wa serve [id…]` limits it). */
   serves(id: string): boolean {
     return this.deps.only.length === 0 || this.deps.only.includes(id);
+  }
+
+  /** Sessions this process waits for: their lease is another live process's (an old deployment still stopping, say). */
+  waiting(): WaitingSession[] {
+    return [...this.waitingFor.values()];
+  }
+
+  /** Notes who holds each session we would serve but may not take yet, logging each new wait once. */
+  private noteWaiting(sessions: readonly SessionRecord[]): void {
+    const { only, owner, logger, clock } = this.deps;
+    const seen = new Set<string>();
+    for (const s of sessions) {
+      if (s.state !== 'paired' || this.runners.has(s.id) || this.isStopped(s)) continue;
+      if (only.length > 0 && !only.includes(s.id)) continue;
+      if (s.lease === null || s.lease.ownerId === owner.ownerId) continue;
+      seen.add(s.id);
+      if (this.waitingFor.get(s.id)?.owner.ownerId === s.lease.ownerId) continue;
+      const holder = { ownerId: s.lease.ownerId, host: displayHost(s.lease.host), pid: s.lease.pid };
+      this.waitingFor.set(s.id, { id: s.id, owner: holder, since: new Date(clock.now()).toISOString() });
+      logger.info(
+        { session: s.id, owner: holder, leaseExpiresAt: new Date(s.lease.expiresAt).toISOString() },
+        `waiting for ${holder.ownerId} (pid ${holder.pid} on ${holder.host}) to release the session`,
+      );
+    }
+    // A session freed since is kept until this round takes it (the log says how long we waited); one
+    // gone, unpaired or no longer ours to serve is forgotten.
+    const free = new Set(sessions.filter((s) => this.eligible(s)).map((s) => s.id));
+    for (const id of this.waitingFor.keys()) if (!seen.has(id) && !free.has(id)) this.waitingFor.delete(id);
   }
 
   private eligible(session: SessionRecord): boolean {
@@ -151,18 +203,22 @@ export class Supervisor {
   private async discoverRound(): Promise<void> {
     try {
       const { store, owner, timing, logger } = this.deps;
-      // Take no more per round than the connect rate can open before the next round: it costs nothing in
-      // time-to-open, and leaves the rest to other daemons looking at the same database, so sessions
-      // spread across them instead of the first one up taking everything. Shuffled for the same reason.
-      const perRound = Math.max(1, Math.ceil((timing.connectsPerSecond * timing.discoveryMs) / 1000));
+      // Take no more per round than the connect pacing can open before the next round (ramping up if
+      // connects keep succeeding): it costs nothing in time-to-open, and leaves the rest to other daemons
+      // looking at the same database, so sessions spread across them instead of the first one up taking
+      // everything. Shuffled for the same reason.
+      const perRound = Math.max(1, this.limiter.capacity(timing.discoveryMs));
       const sessions = await store.listSessions();
       this.listed = sessions;
+      this.noteWaiting(sessions);
       const candidates = sessions.filter((s) => this.eligible(s));
       for (const session of shuffle(candidates).slice(0, perRound)) {
         if (this.stopping) break;
         const attemptAt = this.deps.clock.monotonic();
         const result = await store.acquireLease(session.id, owner, timing.leaseTtlMs, false);
         if (!result.acquired || this.stopping || this.runners.has(session.id)) continue;
+        const waited = this.waitingFor.get(session.id);
+        this.waitingFor.delete(session.id);
         this.acquiredAt.set(session.id, attemptAt);
         this.stopped.delete(session.id);
         const runner = new SessionRunner({
@@ -175,7 +231,15 @@ export class Supervisor {
           onStopped: (id, disconnect) => void this.onStopped(id, disconnect),
         });
         this.runners.set(session.id, runner);
-        logger.info({ session: session.id }, 'took session');
+        logger.info(
+          {
+            session: session.id,
+            ...(waited
+              ? { waitedFor: waited.owner.ownerId, waitedMs: this.deps.clock.now() - Date.parse(waited.since) }
+              : {}),
+          },
+          'took session',
+        );
         runner.start();
       }
       this.discoveryOk = true;
@@ -246,9 +310,14 @@ export class Supervisor {
     await this.discovery;
     const runners = [...this.runners.values()];
     this.runners.clear();
-    await Promise.all(runners.map((r) => r.stop()));
+    // Each lease goes the moment its socket is closed, not once all are: a new deployment waiting for
+    // them (README "Deploying") takes each session as soon as it is free, and no session is ever open in
+    // two places (our socket is ended before its lease is released).
     await Promise.all(
-      runners.map((r) => this.deps.store.releaseLease(r.id, this.deps.owner.ownerId).catch(() => undefined)),
+      runners.map(async (r) => {
+        await r.stop();
+        await this.deps.store.releaseLease(r.id, this.deps.owner.ownerId).catch(() => undefined);
+      }),
     );
   }
 }

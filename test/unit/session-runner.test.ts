@@ -21,6 +21,7 @@ describe('SessionRunner on a scripted socket and a manual clock', () => {
   let stopped: Disconnect[];
   let metrics: Metrics;
   let runner: SessionRunner;
+  let limiter: ConnectLimiter;
   /** The auth state of each socket made, as the runner handed it over. */
   let auths: SessionAuth[];
 
@@ -48,7 +49,7 @@ describe('SessionRunner on a scripted socket and a manual clock', () => {
       metrics,
       clock,
       id: 'bot',
-      limiter: new ConnectLimiter(timing.connectsPerSecond, clock),
+      limiter: (limiter = new ConnectLimiter(timing.connectsPerSecond, clock)),
       onStopped: (_id, disconnect) => void stopped.push(disconnect),
     });
     runner.start();
@@ -77,6 +78,24 @@ describe('SessionRunner on a scripted socket and a manual clock', () => {
     // attempt 0: a delay in [0, base); the base is 1 s
     await clock.advance(timing.backoffBaseMs);
     expect(factory.sockets).toHaveLength(2);
+    expect(stopped).toEqual([]);
+  });
+
+  it('on 429 (rate-overlimit) waits at least a minute, doubling, and slows the shared pacing to 1/s', async () => {
+    factory.last().open();
+    await clock.advance(0);
+    factory.last().close(boom(429, 'rate-overlimit'));
+    await clock.advance(0);
+    expect(limiter.perSecond).toBe(1); // every session's connects, not only this one's
+    await clock.advance(59_999);
+    expect(factory.sockets).toHaveLength(1);
+    await clock.advance(timing.backoffBaseMs + 1); // plus the full-jitter draw of attempt 0
+    expect(factory.sockets).toHaveLength(2);
+    factory.last().close(boom(429, 'rate-overlimit')); // again, without an open in between: two minutes
+    await clock.advance(119_999);
+    expect(factory.sockets).toHaveLength(2);
+    await clock.advance(2 * timing.backoffBaseMs + 1);
+    expect(factory.sockets).toHaveLength(3);
     expect(stopped).toEqual([]);
   });
 
