@@ -63,11 +63,16 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
     const metrics = new Metrics(() => ctx.processLog.rejections);
     metrics.monitorEventLoop();
     const owner = newOwner('serve', ctx.host, ctx.pid);
-    const openSocket = baileysSocketFactory(baileys, ctx.config, {
-      onStored: (count) => metrics.messagesReceived(count),
-      onUndecryptable: (count) => metrics.messagesUndecryptable(count),
-      logger,
-    });
+    // serve owns its sessions, so its sockets drain their outboxes (src/session/outbox.ts).
+    const openSocket = baileysSocketFactory(
+      baileys,
+      { ...ctx.config, sendOutbox: true },
+      {
+        onStored: (count) => metrics.messagesReceived(count),
+        onUndecryptable: (count) => metrics.messagesUndecryptable(count),
+        logger,
+      },
+    );
     const supervisor = new Supervisor({
       store,
       openSocket,

@@ -858,7 +858,13 @@ export class PostgresStore implements SessionStore {
     });
   }
 
-  claimNextMessage(session: string): Promise<OutgoingMessage | undefined> {
+  async claimNextMessage(session: string): Promise<OutgoingMessage | undefined> {
+    // Senders poll this every OUTBOX_POLL_MS: an idle outbox costs one indexed read, no lock.
+    const waiting = await this.query(
+      `SELECT 1 FROM wa_outbox WHERE session_id = $1 AND status IN ('queued', 'unknown') LIMIT 1`,
+      [session],
+    );
+    if (waiting.rows.length === 0) return undefined;
     return this.tx(async (client) => {
       await client.query(`SELECT pg_advisory_xact_lock(${EVENT_APPEND_LOCK})`);
       const rows = await client.query<OutboxRow>(

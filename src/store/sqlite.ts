@@ -816,8 +816,13 @@ export class SqliteStore implements SessionStore {
   }
 
   claimNextMessage(session: string): Promise<OutgoingMessage | undefined> {
-    return this.run(() =>
-      this.db
+    return this.run(() => {
+      // Senders poll this every OUTBOX_POLL_MS: an idle outbox costs one indexed read, never the write lock.
+      const waiting = this.db
+        .prepare(`SELECT 1 FROM wa_outbox WHERE session_id = ? AND status IN ('queued', 'unknown') LIMIT 1`)
+        .get(session);
+      if (waiting === undefined) return undefined;
+      return this.db
         .transaction((): OutgoingMessage | undefined => {
           const rows = this.db
             .prepare(
@@ -831,8 +836,8 @@ export class SqliteStore implements SessionStore {
           this.move(next, 'sending', null, now());
           return this.outgoing(session, next.id);
         })
-        .immediate(),
-    );
+        .immediate();
+    });
   }
 
   markMessage(
