@@ -92,6 +92,7 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
       SESSIONS_CACHE_MS,
       systemClock,
     );
+    const outboxTotals = sharedRead(() => store.outboxTotals(), SESSIONS_CACHE_MS, systemClock);
     const http = address
       ? await startHttp(
           address,
@@ -101,7 +102,7 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
               return Promise.resolve({ ready: readiness.ready, body: readiness });
             },
             sessions: async () => ({ db: store.location, sessions: await sessionViews() }),
-            metrics: async () => metrics.render(await sessionViews()),
+            metrics: async () => metrics.render(await sessionViews(), await outboxTotals()),
           },
           { token: ctx.config.apiToken, onError: (err: unknown) => logger.error({ err }, 'HTTP route failed') },
         )

@@ -186,6 +186,8 @@ describe('wa send: through the outbox, directly or through the owner', () => {
     expect(res.code, res.stderr).toBe(4);
     expect(res.printed).toMatchObject({ status: 'unknown' });
     const id = res.printed!.id;
+    const status = await runWa(['status', 'a', '--json'], { env: { WA_DB: db } });
+    expect(JSON.parse(status.stdout)).toMatchObject({ outbox: { queued: 0, unknown: 1 } });
     serve = new WaProcess(['serve', 'a', 'b'], env);
     await until(
       async () => ['sent', 'delivered', 'read'].includes((await row('a', id))?.status ?? '') || undefined,
@@ -223,6 +225,16 @@ describe('wa send: through the outbox, directly or through the owner', () => {
     const statuses = await statusesOf('a', id);
     expect(statuses.slice(0, 4)).toEqual(['queued', 'sending', 'sent', 'delivered']);
   }, 90_000);
+
+  it('with serve owning the session, a number not on WhatsApp: the owner rejects it before writing anything, exit 2', async () => {
+    expect(serve).toBeDefined();
+    const before = sentToServer();
+    const res = await send('a', `+${NOBODY}`, 'anyone?');
+    expect(res.code, res.stderr).toBe(2);
+    expect(res.stderr).toContain('not on WhatsApp');
+    expect(res.printed).toMatchObject({ status: 'rejected', code: 'not-on-whatsapp' });
+    expect(sentToServer()).toBe(before);
+  }, 60_000);
 
   it('--timeout while queued (the owner, on another host, never sends): cancelled, exit 4, and never sent later', async () => {
     if (serve) await stopServe();
