@@ -150,7 +150,7 @@ function wrapSocket(
   // Attached before any frame can arrive (makeWASocket connects asynchronously), so nothing slips past it.
   const capture = new MessageCapture(socket, auth.store, auth.sessionId, logger, baileys, hooks);
   const sender = settings.sendOutbox
-    ? new OutboxSender(socket, auth.store, auth.sessionId, logger, baileys)
+    ? new OutboxSender(socket, auth.store, auth.sessionId, logger, baileys, auth.fence)
     : undefined;
   const wrapped: SessionSocket = {
     onUpdate: (listener) => void socket.ev.on('connection.update', listener),

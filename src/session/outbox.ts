@@ -32,6 +32,9 @@ export const GET_MESSAGE_MAX_AGE_MS = 24 * 3600 * 1000;
 /** The code of a message to a number that is not on WhatsApp. */
 export const NOT_ON_WHATSAPP = 'not-on-whatsapp';
 
+const isLeaseLost = (error: unknown): boolean =>
+  error instanceof Error && (error as { code?: unknown }).code === 'E_LEASE_LOST';
+
 type Tools = { jidNormalizedUser: (jid: string | undefined) => string };
 
 export type Resolution = { jid: string } | { notOnWhatsApp: true };
@@ -92,8 +95,11 @@ export class OutboxSender {
   private readonly session: string;
   private readonly log: Logger;
   private readonly tools: Tools;
+  /** Our lease owner id: a claim under a lease that is no longer ours fails, so a deposed owner never sends. */
+  private readonly fence: string | undefined;
 
-  constructor(sock: WASocket, store: SessionStore, session: string, log: Logger, tools: Tools) {
+  constructor(sock: WASocket, store: SessionStore, session: string, log: Logger, tools: Tools, fence?: string) {
+    this.fence = fence;
     this.sock = sock;
     this.store = store;
     this.session = session;
@@ -159,15 +165,17 @@ export class OutboxSender {
     try {
       // A `sending` row found now was written by a connection that is gone (ours before a reconnect, or a
       // previous owner's): its outcome is unknown, and it is sent again first, with the same id.
-      await this.store.abandonInFlight(this.session);
+      await this.store.abandonInFlight(this.session, { fence: this.fence });
     } catch (error) {
+      if (isLeaseLost(error)) return this.leaseLost();
       this.log.warn({ err: error }, 'could not check the outbox; retrying');
     }
     while (this.open && !this.halted) {
       let message: OutgoingMessage | undefined;
       try {
-        message = await this.store.claimNextMessage(this.session);
+        message = await this.store.claimNextMessage(this.session, { fence: this.fence });
       } catch (error) {
+        if (isLeaseLost(error)) return this.leaseLost();
         this.log.warn({ err: error }, 'could not read the outbox; retrying');
       }
       if (!message) {
@@ -176,6 +184,11 @@ export class OutboxSender {
       }
       await this.sendOne(message);
     }
+  }
+
+  private leaseLost(): void {
+    this.halted = true;
+    this.log.warn('the lease is no longer ours: this socket sends nothing more');
   }
 
   private async mark(

@@ -858,7 +858,7 @@ export class PostgresStore implements SessionStore {
     });
   }
 
-  async claimNextMessage(session: string): Promise<OutgoingMessage | undefined> {
+  async claimNextMessage(session: string, options: WriteOptions = {}): Promise<OutgoingMessage | undefined> {
     // Senders poll this every OUTBOX_POLL_MS: an idle outbox costs one indexed read, no lock.
     const waiting = await this.query(
       `SELECT 1 FROM wa_outbox WHERE session_id = $1 AND status IN ('queued', 'unknown') LIMIT 1`,
@@ -866,6 +866,7 @@ export class PostgresStore implements SessionStore {
     );
     if (waiting.rows.length === 0) return undefined;
     return this.tx(async (client) => {
+      if (options.fence !== undefined) await lockForWrite(client, session, options.fence);
       await client.query(`SELECT pg_advisory_xact_lock(${EVENT_APPEND_LOCK})`);
       const rows = await client.query<OutboxRow>(
         `SELECT ${OUTBOX_COLUMNS} FROM wa_outbox
@@ -896,8 +897,9 @@ export class PostgresStore implements SessionStore {
     });
   }
 
-  abandonInFlight(session: string): Promise<number> {
+  abandonInFlight(session: string, options: WriteOptions = {}): Promise<number> {
     return this.tx(async (client) => {
+      if (options.fence !== undefined) await lockForWrite(client, session, options.fence);
       await client.query(`SELECT pg_advisory_xact_lock(${EVENT_APPEND_LOCK})`);
       const rows = await client.query<OutboxRow>(
         `SELECT ${OUTBOX_COLUMNS} FROM wa_outbox WHERE session_id = $1 AND status = 'sending'`,

@@ -364,8 +364,8 @@ export class SealedStore implements SessionStore {
     return { ...result, message: (await this.openOutgoing(result.message))! };
   }
 
-  async claimNextMessage(session: string): Promise<OutgoingMessage | undefined> {
-    return this.openOutgoing(await this.inner.claimNextMessage(session));
+  async claimNextMessage(session: string, options?: WriteOptions): Promise<OutgoingMessage | undefined> {
+    return this.openOutgoing(await this.inner.claimNextMessage(session, options));
   }
 
   async markMessage(
@@ -377,8 +377,8 @@ export class SealedStore implements SessionStore {
     return this.openOutgoing(await this.inner.markMessage(session, id, status, code));
   }
 
-  abandonInFlight(session: string): Promise<number> {
-    return this.inner.abandonInFlight(session);
+  abandonInFlight(session: string, options?: WriteOptions): Promise<number> {
+    return this.inner.abandonInFlight(session, options);
   }
 
   async cancelMessage(session: string, id: string): Promise<OutgoingMessage | undefined> {

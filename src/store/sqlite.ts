@@ -815,7 +815,7 @@ export class SqliteStore implements SessionStore {
     );
   }
 
-  claimNextMessage(session: string): Promise<OutgoingMessage | undefined> {
+  claimNextMessage(session: string, options: WriteOptions = {}): Promise<OutgoingMessage | undefined> {
     return this.run(() => {
       // Senders poll this every OUTBOX_POLL_MS: an idle outbox costs one indexed read, never the write lock.
       const waiting = this.db
@@ -824,6 +824,7 @@ export class SqliteStore implements SessionStore {
       if (waiting === undefined) return undefined;
       return this.db
         .transaction((): OutgoingMessage | undefined => {
+          checkFence(this.stmts, session, options.fence);
           const rows = this.db
             .prepare(
               `SELECT ${OUTBOX_COLUMNS} FROM wa_outbox
@@ -857,10 +858,11 @@ export class SqliteStore implements SessionStore {
     );
   }
 
-  abandonInFlight(session: string): Promise<number> {
+  abandonInFlight(session: string, options: WriteOptions = {}): Promise<number> {
     return this.run(() =>
       this.db
         .transaction((): number => {
+          checkFence(this.stmts, session, options.fence);
           const rows = this.db
             .prepare(`SELECT ${OUTBOX_COLUMNS} FROM wa_outbox WHERE session_id = ? AND status = 'sending'`)
             .all(session) as OutboxRow[];

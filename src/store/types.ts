@@ -337,8 +337,9 @@ export interface SessionStore {
   /**
    * Takes the session's next message to send (the oldest `queued` or `unknown` one) and marks it `sending`,
    * atomically; undefined when nothing waits or a message is already `sending` (one in flight per session).
+   * Fenced (see WriteOptions): a deposed owner gets E_LEASE_LOST and claims nothing, so it never sends.
    */
-  claimNextMessage(session: string): Promise<OutgoingMessage | undefined>;
+  claimNextMessage(session: string, options?: WriteOptions): Promise<OutgoingMessage | undefined>;
   /**
    * Moves a message forward (see canMoveStatus in src/store/outbox-rows.ts), appending a `status` event in
    * the same transaction; a move that is not forward changes nothing. Returns the message as it is after.
@@ -350,7 +351,7 @@ export interface SessionStore {
     code?: string | null,
   ): Promise<OutgoingMessage | undefined>;
   /** Marks every `sending` message of the session `unknown` (a previous owner's ambiguous send); returns how many. */
-  abandonInFlight(session: string): Promise<number>;
+  abandonInFlight(session: string, options?: WriteOptions): Promise<number>;
   /** Cancels the message if it is still `queued` (atomically); returns it as it is after. */
   cancelMessage(session: string, id: string): Promise<OutgoingMessage | undefined>;
   getOutgoing(session: string, id: string): Promise<OutgoingMessage | undefined>;

@@ -796,6 +796,18 @@ export function describeSessionStore(
       );
     });
 
+    it('fences claims by the lease: a deposed owner gets E_LEASE_LOST and claims nothing', async () => {
+      await store.createSession('s', null);
+      await store.enqueueMessage('s', outgoing('o1'));
+      expect((await store.acquireLease('s', owner('old'), 60_000, false)).acquired).toBe(true);
+      expect((await store.acquireLease('s', owner('new'), 60_000, true)).acquired).toBe(true);
+      await expect(store.claimNextMessage('s', { fence: 'old' })).rejects.toMatchObject({ code: 'E_LEASE_LOST' });
+      await expect(store.abandonInFlight('s', { fence: 'old' })).rejects.toMatchObject({ code: 'E_LEASE_LOST' });
+      expect(await store.getOutgoing('s', 'o1')).toMatchObject({ status: 'queued' });
+      expect(await store.claimNextMessage('s', { fence: 'new' })).toMatchObject({ id: 'o1', status: 'sending' });
+      expect(await store.abandonInFlight('s', { fence: 'new' })).toBe(1);
+    });
+
     it('seals outgoing text, counts it as a value, rewrites it, and deletes it with its session', async () => {
       expect(await store.hasValues()).toBe(false);
       await store.enqueueMessage('s', outgoing('o1', { text: 'the outgoing secret' }));
