@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTestStore, pairSession } from '../helpers/pair.js';
+import { freshSchema, pgUrl } from '../helpers/postgres.js';
 import { runWa, WA_BIN } from '../helpers/run-wa.js';
 import { tempDir } from '../helpers/temp.js';
 import { WaProcess, waEnv } from '../helpers/wa-process.js';
@@ -259,4 +260,53 @@ describe('wa send: through the outbox, directly or through the owner', () => {
     expect(server.phoneMessages(PHONE).map((m) => m.text)).not.toContain('too late');
     expect(await statusesOf('a', id)).toEqual(['queued', 'cancelled']);
   }, 90_000);
+});
+
+describe.skipIf(!pgUrl)('wa send through PostgreSQL', () => {
+  it('delegated to serve (no second login), then directly once serve stopped; b stores each once', async () => {
+    const server = await startTestServer();
+    const schema = await freshSchema();
+    try {
+      await pairSession(server, schema.url, 'pa', '15550007663');
+      await pairSession(server, schema.url, 'pb', '15550007664');
+      const env = waEnv(server, schema.url, { WA_TIMING: 'discoveryMs=1000,leaseTtlMs=3000,leaseRenewMs=1000' });
+      const sendOver = async (text: string, ...args: string[]): Promise<Sent> => {
+        const res = await runWa(['send', '--json', 'pa', '15550007664', text, ...args], { env, timeoutMs: 60_000 });
+        expect(res.code, res.stderr).toBe(0);
+        return JSON.parse(res.stdout) as Sent;
+      };
+      const storedByB = async (id: string): Promise<Event[]> => {
+        const res = await runWa(['listen', 'pb', '--json'], { env: { WA_DB: schema.url } });
+        expect(res.code, res.stderr).toBe(0);
+        return res.stdout
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as Event)
+          .filter((e) => e.type === 'message' && e.id === id);
+      };
+      const serve = new WaProcess(['serve'], env);
+      let delegated: Sent;
+      try {
+        await serve.waitForLine((l) => l.msg === 'connection open' && l.session === 'pa');
+        await serve.waitForLine((l) => l.msg === 'connection open' && l.session === 'pb');
+        const logins = server.connectionLog().length;
+        delegated = await sendOver('over postgres', '--wait', 'delivered');
+        expect(delegated.status).toMatch(/^(delivered|read)$/);
+        expect(server.connectionLog().length).toBe(logins);
+      } finally {
+        serve.kill('SIGTERM');
+        await serve.exited;
+      }
+      expect((await storedByB(delegated.id)).map((e) => e.text)).toEqual(['over postgres']);
+      const direct = await sendOver('directly over postgres');
+      expect(direct.status).toMatch(/^(sent|delivered|read)$/);
+      // b is offline now: its copy waits at the server for b's next login.
+      expect(server.queued(server.devices().find((d) => d.phone === '15550007664')!.jid).map((q) => q.id)).toContain(
+        direct.id,
+      );
+    } finally {
+      await server.close();
+      await schema.drop();
+    }
+  }, 120_000);
 });
