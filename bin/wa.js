@@ -26,6 +26,7 @@ const { run } = await import('../dist/cli/main.js');
 const code = await run({
   argv: process.argv.slice(2),
   env: process.env,
+  stdin: () => process.stdin,
   stdout: process.stdout,
   stderr: process.stderr,
   signal: controller.signal,

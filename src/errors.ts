@@ -10,6 +10,8 @@ export const ExitCode = {
   unavailable: 4,
   storage: 5,
   busy: 6,
+  /** WhatsApp refused a message (its ack carried an error code). */
+  rejected: 7,
   interrupted: 130,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];

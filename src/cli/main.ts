@@ -24,6 +24,8 @@ import {
 
 export interface CliIo extends OutputStreams {
   argv: readonly string[];
+  /** Text for `wa send` without a text argument (bin/wa.js: process.stdin). */
+  stdin?: (() => NodeJS.ReadableStream) | undefined;
   env: Readonly<Record<string, string | undefined>>;
   /** Aborted by the first SIGINT/SIGTERM (bin/wa.js); commands then stop gracefully. */
   signal: AbortSignal;
@@ -119,6 +121,7 @@ export async function run(io: CliIo): Promise<ExitCodeType> {
         host: io.host,
         pid: io.pid,
         processLog,
+        readStdin: io.stdin ? () => readAll(io.stdin!()) : undefined,
         openStore: (async (mode: 'read' | 'write') => {
           const store = mode === 'read' ? await openStore(config, 'read') : await openStore(config, 'write');
           const exposed = store?.permissionWarning();
@@ -229,6 +232,39 @@ export async function run(io: CliIo): Promise<ExitCodeType> {
     .action(action(async () => (await import('../commands/listen.js')).listen));
 
   program
+    .command('send')
+    .description('send a text message through the outbox (text "-" or absent: read from stdin)')
+    .argument('<id>', 'session id', sessionIdArg)
+    .argument('<to>', 'recipient: +15551234567, 15551234567, 15551234567@s.whatsapp.net or <lid>@lid')
+    .argument('[text]', 'the text; "-" or absent reads stdin')
+    .option(
+      '--key <k>',
+      'idempotency key: the same session and key return the existing message instead of sending again',
+    )
+    .addOption(
+      new Option('--wait <state>', 'exit once the message is queued, sent (server ack) or delivered')
+        .choices(['queued', 'sent', 'delivered'])
+        .default('sent'),
+    )
+    .addOption(
+      new Option('--timeout <seconds>', 'give up after this long (a message still queued is cancelled)')
+        .argParser(secondsArg('--timeout'))
+        .default(60_000, '60'),
+    )
+    .action(
+      action(async () => {
+        const { send } = await import('../commands/send.js');
+        return (
+          ctx: Context,
+          id: string,
+          to: string,
+          text: string | undefined,
+          o: { key?: string; wait: 'queued' | 'sent' | 'delivered'; timeout: number },
+        ) => send(ctx, id, to, text, { key: o.key, wait: o.wait, timeoutMs: o.timeout });
+      }),
+    );
+
+  program
     .command('serve')
     .description('keep every paired session (or the listed ones) connected; stop with Ctrl-C or SIGTERM')
     .argument('[ids...]', 'serve only these sessions', sessionIdsArg, [])
@@ -259,6 +295,12 @@ export async function run(io: CliIo): Promise<ExitCodeType> {
     }
     return report(out, error, debug);
   }
+}
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** Errors go to stderr as `Error:` and `Try:` lines; stdout stays empty (connect's --json stream reports its own). */

@@ -16,6 +16,8 @@ export interface Context {
   pid: number;
   /** What the process itself reports (unhandled rejections, dependencies' console output), caught at the edge. */
   processLog: ProcessLog;
+  /** Reads all of stdin as UTF-8 (`wa send` without text); absent where there is no stdin. */
+  readStdin?: (() => Promise<string>) | undefined;
   /**
    * 'write' creates and migrates the database as needed. 'read' never creates one: it returns undefined
    * when the SQLite file does not exist, and falls back to a read-only connection when the file cannot

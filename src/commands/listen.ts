@@ -110,5 +110,7 @@ export function describeEvent(event: StoredEvent): string {
       return `${head}  connection ${event.connection}${event.code !== null ? ` (${event.code} ${printable(event.reason ?? '')})` : ''}`;
     case 'state':
       return `${head}  state ${event.state}`;
+    case 'status':
+      return `${head}  → ${printable(event.chat)}  ${printable(event.id)} ${event.status}${event.code !== null ? ` (${printable(event.code)})` : ''}`;
   }
 }

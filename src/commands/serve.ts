@@ -68,11 +68,16 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
     const metrics = new Metrics(() => ctx.processLog.rejections);
     metrics.monitorEventLoop();
     const owner = newOwner('serve', ctx.host, ctx.pid);
-    const openSocket = baileysSocketFactory(baileys, ctx.config, {
-      onStored: (count) => metrics.messagesReceived(count),
-      onUndecryptable: (count) => metrics.messagesUndecryptable(count),
-      logger,
-    });
+    // serve owns its sessions, so its sockets drain their outboxes (src/session/outbox.ts).
+    const openSocket = baileysSocketFactory(
+      baileys,
+      { ...ctx.config, sendOutbox: true },
+      {
+        onStored: (count) => metrics.messagesReceived(count),
+        onUndecryptable: (count) => metrics.messagesUndecryptable(count),
+        logger,
+      },
+    );
     const supervisor = new Supervisor({
       store,
       openSocket,
@@ -105,6 +110,7 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
       SESSIONS_CACHE_MS,
       systemClock,
     );
+    const outboxTotals = sharedRead(() => store.outboxTotals(), SESSIONS_CACHE_MS, systemClock);
     const http = address
       ? await startHttp(
           address,
@@ -121,7 +127,7 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
               );
               return { db: store.location, sessions: views, waiting: supervisor.waiting() };
             },
-            metrics: async () => metrics.render(await sessionViews()),
+            metrics: async () => metrics.render(await sessionViews(), await outboxTotals()),
             api: {
               create: async (id, label) => sessionView(await store.createSession(id, label)),
               remove: async (id, force) => {

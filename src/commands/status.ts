@@ -1,7 +1,7 @@
 import type { Context } from './context.js';
 import { table } from '../terminal/output.js';
 import { ExitCode, storageError, usageError, type ExitCode as ExitCodeType } from '../errors.js';
-import type { SessionRecord } from '../store/types.js';
+import type { OutboxCounts, SessionRecord } from '../store/types.js';
 import { corruptMessage, sessionView, type SessionView } from '../session/session-view.js';
 
 /**
@@ -11,6 +11,7 @@ import { corruptMessage, sessionView, type SessionView } from '../session/sessio
 export async function status(ctx: Context, id: string | undefined): Promise<ExitCodeType> {
   const store = await ctx.openStore('read');
   let sessions: SessionRecord[];
+  let outbox = new Map<string, OutboxCounts>();
   try {
     if (id === undefined) {
       sessions = store ? await store.listSessions() : [];
@@ -28,11 +29,17 @@ export async function status(ctx: Context, id: string | undefined): Promise<Exit
       }
       sessions = [session];
     }
+    // A read-only copy of a database older than the outbox (schema v4) has no outbox to count.
+    if (store) outbox = await store.outboxCounts().catch(() => outbox);
   } finally {
     await store?.close();
   }
 
-  const views = sessions.map(sessionView);
+  // `outbox` only where messaging is in use: sessions with messages waiting (queued) or ambiguous (unknown).
+  const views = sessions.map((session) => {
+    const counts = outbox.get(session.id);
+    return counts ? { ...sessionView(session), outbox: counts } : sessionView(session);
+  });
   if (id === undefined) {
     if (ctx.out.json) ctx.out.data({ db: store?.location ?? ctx.config.db, sessions: views });
     else ctx.out.result(views.length === 0 ? `No sessions yet. Add one: wa add my-bot` : renderTable(views));
@@ -80,7 +87,7 @@ function renderTable(views: SessionView[]): string {
   );
 }
 
-function renderOne(v: SessionView): string {
+function renderOne(v: SessionView & { outbox?: OutboxCounts }): string {
   const rows: Array<[string, string]> = [
     ['id', v.id],
     ['label', v.label ?? '-'],
@@ -95,6 +102,7 @@ function renderOne(v: SessionView): string {
     ['last connected', v.lastConnectedAt ? `${v.lastConnectedAt} (${ago(v.lastConnectedAt)})` : '-'],
     ['last disconnect', disconnectText(v)],
   ];
+  if (v.outbox) rows.push(['outbox', `${v.outbox.queued} queued, ${v.outbox.unknown} unknown`]);
   if (v.error) rows.push(['error', v.error]);
   const width = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, val]) => `${`${k}:`.padEnd(width + 2)}${val}`).join('\n');

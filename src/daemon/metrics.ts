@@ -2,6 +2,7 @@
  * The daemon's counters, rendered as Prometheus text. Kept by hand: a handful of series does not need a
  * client library, and wa must not load anything heavy.
  */
+import { OUTGOING_STATUSES } from '../store/types.js';
 import { createHistogram, performance, type RecordableHistogram } from 'node:perf_hooks';
 import type { SessionView } from '../session/session-view.js';
 
@@ -96,7 +97,8 @@ export class Metrics {
     if (!ok) this.writeFailures++;
   }
 
-  render(sessions: readonly SessionView[]): string {
+  /** `outbox`: the database's outgoing messages by state (outboxTotals), read with the sessions. */
+  render(sessions: readonly SessionView[], outbox: ReadonlyMap<string, number> = new Map()): string {
     const lines: string[] = [];
     const family = (name: string, type: string, help: string): void =>
       void lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
@@ -147,6 +149,9 @@ export class Metrics {
       'Credential and key-store commits that failed (Baileys retries them).',
     );
     lines.push(`wa_keystore_write_failures_total ${this.writeFailures}`);
+    family('wa_messages', 'gauge', 'Messages sent through the outbox (direction out), in the database, by state.');
+    for (const state of OUTGOING_STATUSES)
+      lines.push(`wa_messages${labels({ direction: 'out', state })} ${outbox.get(state) ?? 0}`);
     family('wa_messages_received_total', 'counter', 'Received messages stored by this process (each once).');
     lines.push(`wa_messages_received_total ${this.received}`);
     family('wa_messages_undecryptable_total', 'counter', 'Received messages that could not be decrypted.');

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { LogLevel, Timing } from '../config.js';
 import type { SessionSocket, SocketFactory } from './connection.js';
 import { MessageCapture, type CaptureHooks } from './capture.js';
+import { OutboxSender, outboxMessageSource } from './outbox.js';
 import type { SessionAuth } from './session-auth.js';
 import { installIdentityChecks, withIdentityProbe, type IdentityProbe } from './verify-identity.js';
 
@@ -76,6 +77,8 @@ export async function createLogger(level: LogLevel, destination: NodeJS.Writable
 export interface SocketSettings {
   wsUrl: string | undefined;
   timing: Pick<Timing, 'keepAliveMs' | 'connectTimeoutMs'> & Partial<Pick<Timing, 'qrTimeoutMs'>>;
+  /** Drain the session's outbox while the socket is open (the lease owner's sockets: serve, `wa send`). */
+  sendOutbox?: boolean | undefined;
 }
 
 /**
@@ -134,6 +137,12 @@ function wrapSocket(
       markOnlineOnConnect: false,
       // Never fetched by Baileys itself; set explicitly so no code path looks it up online.
       version: baileys.DEFAULT_CONNECTION_CONFIG.version,
+      // Retry receipts from companions always miss Baileys' own cache (keyed by chat, looked up by device
+      // jid: Socket/messages-recv.js sendMessagesAgain), so the outbox answers them.
+      getMessage: outboxMessageSource(auth.store, auth.sessionId, logger),
+      // wa's sent messages live in the outbox and report through `status` events; Baileys' own `append`
+      // upsert of each (Socket/messages-send.js) would be stored as a received message too.
+      emitOwnEvents: false,
     }),
   );
   socket.ev.on('creds.update', () => {
@@ -141,13 +150,19 @@ function wrapSocket(
   });
   // Attached before any frame can arrive (makeWASocket connects asynchronously), so nothing slips past it.
   const capture = new MessageCapture(socket, auth.store, auth.sessionId, logger, baileys, hooks);
+  const sender = settings.sendOutbox
+    ? new OutboxSender(socket, auth.store, auth.sessionId, logger, baileys, auth.fence)
+    : undefined;
   const wrapped: SessionSocket = {
     onUpdate: (listener) => void socket.ev.on('connection.update', listener),
     onFrame: (listener) => void socket.ws.on('message', listener),
     end: async () => {
       // Baileys' end() destroys the event buffer with the upserts it still holds (Utils/event-buffer.js).
       capture.flush();
+      sender?.stop();
       await endSocket(socket);
+      // A message waiting for its ack is recorded `unknown` before the store can close.
+      await sender?.finished();
       await capture.settle(CAPTURE_SETTLE_MS);
       capture.close();
     },

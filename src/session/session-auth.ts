@@ -56,6 +56,8 @@ export class SessionAuth {
   /** Where the session lives: sockets store what they receive there too (src/session/capture.ts). */
   readonly store: SessionStore;
   readonly sessionId: string;
+  /** The lease owner id its writes are fenced by; the outbox sender claims messages under it too. */
+  readonly fence: string | undefined;
 
   private constructor(
     state: AuthenticationState,
@@ -66,6 +68,7 @@ export class SessionAuth {
   ) {
     this.store = store;
     this.sessionId = sessionId;
+    this.fence = options.fence;
     this.deferCreds = options.deferCredsUntilPaired;
     this.retryCreds = options.retryCreds;
     this.persistCreds = saveCreds;

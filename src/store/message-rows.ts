@@ -13,7 +13,7 @@
  *   message by the same key and is written in the same transaction as it; other events carry their
  *   fields in `data` (JSON without message content).
  */
-import type { IncomingMessage, MessageKind, SessionState, StoredEvent } from './types.js';
+import type { IncomingMessage, MessageKind, OutgoingStatus, SessionState, StoredEvent } from './types.js';
 
 /** The data key under which a message's `text` or `raw` is sealed (the AAD binds it to this very row). */
 export const messageDataKey = (field: 'text' | 'raw', chat: string, from: string, id: string): string =>
@@ -71,6 +71,15 @@ export function toStoredEvent(row: EventRow): StoredEvent | undefined {
       };
     case 'state':
       return { ...base, type: 'state', state: data.state as SessionState };
+    case 'status':
+      return {
+        ...base,
+        type: 'status',
+        id: row.message_id ?? '',
+        chat: row.chat ?? '',
+        status: data.status as OutgoingStatus,
+        code: typeof data.code === 'string' ? data.code : null,
+      };
     default:
       return undefined; // a type a newer wa writes: readers ignore what they do not know
   }

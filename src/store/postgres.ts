@@ -6,9 +6,24 @@
 import pg from 'pg';
 import { storageError, usageError, WaError } from '../errors.js';
 import { SESSION_ID_PATTERN } from '../session-id.js';
+import {
+  canMoveStatus,
+  countsBySession,
+  FINAL_STATUSES,
+  OUTBOX_COLUMNS,
+  outboxDataKey,
+  statusData,
+  toOutgoing,
+  type OutboxRow,
+} from './outbox-rows.js';
 import { eventData, directionOf, messageDataKey, toStoredEvent, type EventRow } from './message-rows.js';
 import type {
   CredsSummary,
+  EnqueueResult,
+  OutboxCounts,
+  OutgoingInput,
+  OutgoingMessage,
+  OutgoingStatus,
   EventInput,
   IncomingMessage,
   Lease,
@@ -29,7 +44,7 @@ import { redactDbUrl } from '../db-url.js';
 import { toSessionRecord, type SessionRow } from './session-row.js';
 
 /** The schema version this code writes; kept in wa_meta under 'schema_version'. */
-export const POSTGRES_SCHEMA_VERSION = 3;
+export const POSTGRES_SCHEMA_VERSION = 4;
 
 const MIGRATIONS: readonly string[] = [
   // v1: registry and leases beside the seed's whatsapp_auth (kept as it is when it exists).
@@ -97,6 +112,23 @@ const MIGRATIONS: readonly string[] = [
    CREATE INDEX wa_events_session ON wa_events (session_id, cursor);
    CREATE INDEX wa_events_at ON wa_events (at);
    CREATE INDEX wa_events_message ON wa_events (session_id, message_id) WHERE message_id IS NOT NULL;`,
+  // v4: the outbox (layout: src/store/outbox-rows.ts).
+  `CREATE TABLE wa_outbox (
+     seq        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+     session_id TEXT NOT NULL,
+     message_id TEXT NOT NULL,
+     recipient  TEXT NOT NULL,
+     text       TEXT NOT NULL,
+     idem_key   TEXT,
+     status     TEXT NOT NULL,
+     code       TEXT,
+     created_at TEXT NOT NULL,
+     updated_at TEXT NOT NULL,
+     UNIQUE (session_id, message_id)
+   );
+   CREATE UNIQUE INDEX wa_outbox_key ON wa_outbox (session_id, idem_key) WHERE idem_key IS NOT NULL;
+   CREATE INDEX wa_outbox_pending ON wa_outbox (session_id, seq) WHERE status IN ('queued', 'sending', 'unknown');
+   CREATE INDEX wa_outbox_updated ON wa_outbox (updated_at);`,
 ];
 
 /**
@@ -108,7 +140,8 @@ const MIGRATIONS: readonly string[] = [
 const EVENT_APPEND_LOCK = 2057240212;
 
 /** Whether any auth value or message is stored (message content is a value too, for sealing). */
-const ANY_VALUE = `SELECT 1 WHERE EXISTS (SELECT 1 FROM whatsapp_auth) OR EXISTS (SELECT 1 FROM wa_messages)`;
+const ANY_VALUE = `SELECT 1 WHERE EXISTS (SELECT 1 FROM whatsapp_auth) OR EXISTS (SELECT 1 FROM wa_messages)
+  OR EXISTS (SELECT 1 FROM wa_outbox)`;
 
 /** The database's clock in epoch milliseconds, used for every lease decision. */
 const DB_NOW = `(extract(epoch from clock_timestamp()) * 1000)::bigint`;
@@ -373,7 +406,9 @@ export class PostgresStore implements SessionStore {
       await client.query(`DELETE FROM wa_leases WHERE session_id = $1`, [id]);
       const messages = await client.query(`DELETE FROM wa_messages WHERE session_id = $1`, [id]);
       const events = await client.query(`DELETE FROM wa_events WHERE session_id = $1`, [id]);
-      return (auth.rowCount ?? 0) + (registry.rowCount ?? 0) + (messages.rowCount ?? 0) + (events.rowCount ?? 0) > 0;
+      const outbox = await client.query(`DELETE FROM wa_outbox WHERE session_id = $1`, [id]);
+      const counts = [auth, registry, messages, events, outbox].map((r) => r.rowCount ?? 0);
+      return counts.some((n) => n > 0);
     });
   }
 
@@ -631,7 +666,7 @@ export class PostgresStore implements SessionStore {
   ): Promise<number> {
     return this.tx(async (client) => {
       // Lock the whole table: no daemon may write a value under the old key while the rest is re-sealed.
-      await client.query(`LOCK TABLE whatsapp_auth, wa_messages IN EXCLUSIVE MODE`);
+      await client.query(`LOCK TABLE whatsapp_auth, wa_messages, wa_outbox IN EXCLUSIVE MODE`);
       const rows = await client.query<{ session_id: string; data_key: string; data_value: string }>(
         `SELECT session_id, data_key, data_value FROM whatsapp_auth`,
       );
@@ -684,6 +719,17 @@ export class PostgresStore implements SessionStore {
             batch.map((m) => m.raw),
           ],
         );
+      }
+      const outbox = await client.query<{ session_id: string; message_id: string; text: string }>(
+        `SELECT session_id, message_id, text FROM wa_outbox`,
+      );
+      for (const row of outbox.rows) {
+        await client.query(`UPDATE wa_outbox SET text = $3 WHERE session_id = $1 AND message_id = $2`, [
+          row.session_id,
+          row.message_id,
+          transform(row.text, row.session_id, outboxDataKey(row.message_id)),
+        ]);
+        count++;
       }
       for (const [key, value] of Object.entries(meta)) {
         if (value === null) await client.query(`DELETE FROM wa_meta WHERE key = $1`, [key]);
@@ -780,8 +826,116 @@ export class PostgresStore implements SessionStore {
       const cutoff = new Date(Date.now() - olderThanMs).toISOString();
       const messages = await client.query(`DELETE FROM wa_messages WHERE received_at < $1`, [cutoff]);
       const events = await client.query(`DELETE FROM wa_events WHERE at < $1`, [cutoff]);
-      return { messages: messages.rowCount ?? 0, events: events.rowCount ?? 0 };
+      const outbox = await client.query(`DELETE FROM wa_outbox WHERE updated_at < $1 AND status = ANY($2::text[])`, [
+        cutoff,
+        [...FINAL_STATUSES],
+      ]);
+      return { messages: (messages.rowCount ?? 0) + (outbox.rowCount ?? 0), events: events.rowCount ?? 0 };
     });
+  }
+
+  enqueueMessage(session: string, input: OutgoingInput): Promise<EnqueueResult> {
+    return this.tx(async (client) => {
+      // The append lock serializes every outbox write with the event log, so two sends with one key cannot
+      // both find "not used yet", and status events commit in cursor order.
+      await client.query(`SELECT pg_advisory_xact_lock(${EVENT_APPEND_LOCK})`);
+      const key = input.key ?? null;
+      if (key !== null) {
+        const existing = await client.query<OutboxRow>(
+          `SELECT ${OUTBOX_COLUMNS} FROM wa_outbox WHERE session_id = $1 AND idem_key = $2`,
+          [session, key],
+        );
+        if (existing.rows[0]) return { message: toOutgoing(existing.rows[0]), created: false };
+      }
+      const at = new Date().toISOString();
+      const inserted = await client.query<OutboxRow>(
+        `INSERT INTO wa_outbox (session_id, message_id, recipient, text, idem_key, status, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $6) RETURNING ${OUTBOX_COLUMNS}`,
+        [session, input.id, input.to, input.text, key, at],
+      );
+      await insertStatusEvent(client, session, input.to, input.id, 'queued', null, at);
+      return { message: toOutgoing(inserted.rows[0]!), created: true };
+    });
+  }
+
+  async claimNextMessage(session: string, options: WriteOptions = {}): Promise<OutgoingMessage | undefined> {
+    // Senders poll this every OUTBOX_POLL_MS: an idle outbox costs one indexed read, no lock.
+    const waiting = await this.query(
+      `SELECT 1 FROM wa_outbox WHERE session_id = $1 AND status IN ('queued', 'unknown') LIMIT 1`,
+      [session],
+    );
+    if (waiting.rows.length === 0) return undefined;
+    return this.tx(async (client) => {
+      if (options.fence !== undefined) await lockForWrite(client, session, options.fence);
+      await client.query(`SELECT pg_advisory_xact_lock(${EVENT_APPEND_LOCK})`);
+      const rows = await client.query<OutboxRow>(
+        `SELECT ${OUTBOX_COLUMNS} FROM wa_outbox
+         WHERE session_id = $1 AND status IN ('queued', 'sending', 'unknown') ORDER BY seq LIMIT 2`,
+        [session],
+      );
+      // One in flight per session: while any message is `sending`, nothing else is claimed.
+      if (rows.rows.length === 0 || rows.rows.some((r) => r.status === 'sending')) return undefined;
+      return move(client, toOutgoing(rows.rows[0]!), 'sending', null);
+    });
+  }
+
+  markMessage(
+    session: string,
+    id: string,
+    status: OutgoingStatus,
+    code: string | null = null,
+  ): Promise<OutgoingMessage | undefined> {
+    return this.tx(async (client) => {
+      await client.query(`SELECT pg_advisory_xact_lock(${EVENT_APPEND_LOCK})`);
+      const row = await client.query<OutboxRow>(
+        `SELECT ${OUTBOX_COLUMNS} FROM wa_outbox WHERE session_id = $1 AND message_id = $2`,
+        [session, id],
+      );
+      if (!row.rows[0]) return undefined;
+      const message = toOutgoing(row.rows[0]);
+      return (await move(client, message, status, code)) ?? message;
+    });
+  }
+
+  abandonInFlight(session: string, options: WriteOptions = {}): Promise<number> {
+    return this.tx(async (client) => {
+      if (options.fence !== undefined) await lockForWrite(client, session, options.fence);
+      await client.query(`SELECT pg_advisory_xact_lock(${EVENT_APPEND_LOCK})`);
+      const rows = await client.query<OutboxRow>(
+        `SELECT ${OUTBOX_COLUMNS} FROM wa_outbox WHERE session_id = $1 AND status = 'sending'`,
+        [session],
+      );
+      let moved = 0;
+      for (const row of rows.rows) if (await move(client, toOutgoing(row), 'unknown', null)) moved++;
+      return moved;
+    });
+  }
+
+  cancelMessage(session: string, id: string): Promise<OutgoingMessage | undefined> {
+    return this.markMessage(session, id, 'cancelled');
+  }
+
+  async getOutgoing(session: string, id: string): Promise<OutgoingMessage | undefined> {
+    const row = await this.query<OutboxRow>(
+      `SELECT ${OUTBOX_COLUMNS} FROM wa_outbox WHERE session_id = $1 AND message_id = $2`,
+      [session, id],
+    );
+    return row.rows[0] ? toOutgoing(row.rows[0]) : undefined;
+  }
+
+  async outboxCounts(): Promise<Map<string, OutboxCounts>> {
+    const rows = await this.query<{ session_id: string; status: string; n: string }>(
+      `SELECT session_id, status, count(*)::text AS n FROM wa_outbox
+       WHERE status IN ('queued', 'unknown') GROUP BY session_id, status`,
+    );
+    return countsBySession(rows.rows);
+  }
+
+  async outboxTotals(): Promise<Map<OutgoingStatus, number>> {
+    const rows = await this.query<{ status: OutgoingStatus; n: string }>(
+      `SELECT status, count(*)::text AS n FROM wa_outbox GROUP BY status`,
+    );
+    return new Map(rows.rows.map((r) => [r.status, Number(r.n)]));
   }
 
   async compact(): Promise<boolean> {
@@ -826,6 +980,39 @@ async function lockForWrite(client: pg.PoolClient, id: string, fence: string | u
     [id, fence],
   );
   if (held.rows.length === 0) throw leaseLostError(id, fence);
+}
+
+async function insertStatusEvent(
+  client: pg.PoolClient,
+  session: string,
+  to: string,
+  id: string,
+  status: OutgoingStatus,
+  code: string | null,
+  at: string,
+): Promise<void> {
+  await client.query(
+    `INSERT INTO wa_events (session_id, at, type, chat, message_id, data) VALUES ($1, $2, 'status', $3, $4, $5)`,
+    [session, at, to, id, statusData(status, code)],
+  );
+}
+
+/** Under the append lock: sets the status and appends its event when the move is forward; undefined when not. */
+async function move(
+  client: pg.PoolClient,
+  message: OutgoingMessage,
+  status: OutgoingStatus,
+  code: string | null,
+): Promise<OutgoingMessage | undefined> {
+  if (!canMoveStatus(message.status, status)) return undefined;
+  const at = new Date().toISOString();
+  const row = await client.query<OutboxRow>(
+    `UPDATE wa_outbox SET status = $3, code = $4, updated_at = $5 WHERE session_id = $1 AND message_id = $2
+     RETURNING ${OUTBOX_COLUMNS}`,
+    [message.session, message.id, status, code, at],
+  );
+  await insertStatusEvent(client, message.session, message.to, message.id, status, code, at);
+  return toOutgoing(row.rows[0]!);
 }
 
 /** The session's state, its registry row locked until the transaction ends (so `before` stays true). */

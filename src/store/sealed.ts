@@ -17,8 +17,14 @@ import {
   type Sealer,
 } from './sealing.js';
 import { messageDataKey } from './message-rows.js';
+import { outboxDataKey } from './outbox-rows.js';
 import type {
   CredsSummary,
+  EnqueueResult,
+  OutboxCounts,
+  OutgoingInput,
+  OutgoingMessage,
+  OutgoingStatus,
   EventInput,
   IncomingMessage,
   Lease,
@@ -342,6 +348,53 @@ export class SealedStore implements SessionStore {
 
   pruneMessages(olderThanMs: number): Promise<PruneResult> {
     return this.inner.pruneMessages(olderThanMs);
+  }
+
+  /** An outgoing text is sealed like a received one, bound by the AAD to its session and message id. */
+  private async openOutgoing(message: OutgoingMessage | undefined): Promise<OutgoingMessage | undefined> {
+    const sealer = await this.sealer();
+    if (!sealer || !message) return message;
+    return { ...message, text: sealer.unseal(message.text, message.session, outboxDataKey(message.id)) };
+  }
+
+  async enqueueMessage(session: string, input: OutgoingInput): Promise<EnqueueResult> {
+    const sealer = await this.sealer();
+    const text = sealer ? sealer.seal(input.text, session, outboxDataKey(input.id)) : input.text;
+    const result = await this.inner.enqueueMessage(session, { ...input, text });
+    return { ...result, message: (await this.openOutgoing(result.message))! };
+  }
+
+  async claimNextMessage(session: string, options?: WriteOptions): Promise<OutgoingMessage | undefined> {
+    return this.openOutgoing(await this.inner.claimNextMessage(session, options));
+  }
+
+  async markMessage(
+    session: string,
+    id: string,
+    status: OutgoingStatus,
+    code?: string | null,
+  ): Promise<OutgoingMessage | undefined> {
+    return this.openOutgoing(await this.inner.markMessage(session, id, status, code));
+  }
+
+  abandonInFlight(session: string, options?: WriteOptions): Promise<number> {
+    return this.inner.abandonInFlight(session, options);
+  }
+
+  async cancelMessage(session: string, id: string): Promise<OutgoingMessage | undefined> {
+    return this.openOutgoing(await this.inner.cancelMessage(session, id));
+  }
+
+  async getOutgoing(session: string, id: string): Promise<OutgoingMessage | undefined> {
+    return this.openOutgoing(await this.inner.getOutgoing(session, id));
+  }
+
+  outboxCounts(): Promise<Map<string, OutboxCounts>> {
+    return this.inner.outboxCounts();
+  }
+
+  outboxTotals(): Promise<Map<OutgoingStatus, number>> {
+    return this.inner.outboxTotals();
   }
 
   permissionWarning(): string | undefined {

@@ -7,10 +7,25 @@ import { SESSION_ID_PATTERN } from '../session-id.js';
 import { CREDS_KEY } from './codec.js';
 import { summarizeCreds } from './creds-summary.js';
 import { toSessionRecord, type SessionRow } from './session-row.js';
+import {
+  canMoveStatus,
+  countsBySession,
+  FINAL_STATUSES,
+  OUTBOX_COLUMNS,
+  outboxDataKey,
+  statusData,
+  toOutgoing,
+  type OutboxRow,
+} from './outbox-rows.js';
 import { eventData, directionOf, messageDataKey, toStoredEvent, type EventRow } from './message-rows.js';
 import type {
   CredsSummary,
+  EnqueueResult,
   EventInput,
+  OutboxCounts,
+  OutgoingInput,
+  OutgoingMessage,
+  OutgoingStatus,
   IncomingMessage,
   Lease,
   MetaInsert,
@@ -28,7 +43,7 @@ import type {
 import { leaseLostError } from './fence.js';
 
 /** The schema version this code writes; a database with a higher `user_version` is refused. */
-export const SQLITE_SCHEMA_VERSION = 3;
+export const SQLITE_SCHEMA_VERSION = 4;
 
 export interface SqliteStoreOptions {
   /** Open without writing anything (no migration, no pragmas that write); for read-only commands. */
@@ -120,6 +135,27 @@ const MIGRATIONS: ReadonlyArray<(db: Db) => void> = [
       CREATE INDEX wa_events_session ON wa_events (session_id, cursor);
       CREATE INDEX wa_events_at ON wa_events (at);
       CREATE INDEX wa_events_message ON wa_events (session_id, message_id) WHERE message_id IS NOT NULL;
+    `);
+  },
+  // v4: the outbox (layout: src/store/outbox-rows.ts).
+  (db) => {
+    db.exec(`
+      CREATE TABLE wa_outbox (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        session_id TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        recipient  TEXT NOT NULL,
+        text       TEXT NOT NULL,
+        idem_key   TEXT,
+        status     TEXT NOT NULL,
+        code       TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        UNIQUE (session_id, message_id)
+      );
+      CREATE UNIQUE INDEX wa_outbox_key ON wa_outbox (session_id, idem_key) WHERE idem_key IS NOT NULL;
+      CREATE INDEX wa_outbox_pending ON wa_outbox (session_id, seq) WHERE status IN ('queued', 'sending', 'unknown');
+      CREATE INDEX wa_outbox_updated ON wa_outbox (updated_at);
     `);
   },
 ];
@@ -433,7 +469,10 @@ export class SqliteStore implements SessionStore {
           const auth = this.stmts.deleteAuth.run(id).changes;
           const registry = this.stmts.deleteSession.run(id).changes;
           this.stmts.deleteLease.run(id);
-          const messages = this.stmts.deleteMessages.run(id).changes + this.stmts.deleteEvents.run(id).changes;
+          const messages =
+            this.stmts.deleteMessages.run(id).changes +
+            this.stmts.deleteEvents.run(id).changes +
+            this.db.prepare(`DELETE FROM wa_outbox WHERE session_id = ?`).run(id).changes;
           return auth + registry + messages > 0;
         })
         .immediate(),
@@ -650,6 +689,14 @@ export class SqliteStore implements SessionStore {
             updateMessage.run(newText, newRaw, sessionId, chat, sender, messageId);
             count += text === null ? 1 : 2;
           }
+          const outbox = this.db.prepare(`SELECT session_id, message_id, text FROM wa_outbox`).raw().all() as Array<
+            [string, string, string]
+          >;
+          const updateOutbox = this.db.prepare(`UPDATE wa_outbox SET text = ? WHERE session_id = ? AND message_id = ?`);
+          for (const [sessionId, messageId, text] of outbox) {
+            updateOutbox.run(transform(text, sessionId, outboxDataKey(messageId)), sessionId, messageId);
+            count++;
+          }
           for (const [key, value] of Object.entries(meta)) {
             if (value === null) this.stmts.deleteMeta.run(key);
             else this.stmts.setMeta.run(key, value);
@@ -705,13 +752,155 @@ export class SqliteStore implements SessionStore {
       this.db
         .transaction((): PruneResult => {
           const cutoff = new Date(Date.now() - olderThanMs).toISOString();
+          const outbox = this.db
+            .prepare(`DELETE FROM wa_outbox WHERE updated_at < ? AND status IN (SELECT value FROM json_each(?))`)
+            .run(cutoff, JSON.stringify(FINAL_STATUSES)).changes;
           return {
-            messages: this.stmts.pruneMessages.run(cutoff).changes,
+            messages: this.stmts.pruneMessages.run(cutoff).changes + outbox,
             events: this.stmts.pruneEvents.run(cutoff).changes,
           };
         })
         .immediate(),
     );
+  }
+
+  private outgoing(session: string, id: string): OutgoingMessage | undefined {
+    const row = this.db
+      .prepare(`SELECT ${OUTBOX_COLUMNS} FROM wa_outbox WHERE session_id = ? AND message_id = ?`)
+      .get(session, id) as OutboxRow | undefined;
+    return row ? toOutgoing(row) : undefined;
+  }
+
+  /** Inside a write transaction: sets the status and appends its event, when the move is forward. */
+  private move(message: OutgoingMessage, status: OutgoingStatus, code: string | null, at: string): boolean {
+    if (!canMoveStatus(message.status, status)) return false;
+    this.db
+      .prepare(`UPDATE wa_outbox SET status = ?, code = ?, updated_at = ? WHERE session_id = ? AND message_id = ?`)
+      .run(status, code, at, message.session, message.id);
+    this.stmts.insertEvent.run(
+      message.session,
+      at,
+      'status',
+      message.to,
+      null,
+      message.id,
+      null,
+      statusData(status, code),
+    );
+    return true;
+  }
+
+  enqueueMessage(session: string, input: OutgoingInput): Promise<EnqueueResult> {
+    return this.run(() =>
+      this.db
+        .transaction((): EnqueueResult => {
+          const key = input.key ?? null;
+          if (key !== null) {
+            const existing = this.db
+              .prepare(`SELECT ${OUTBOX_COLUMNS} FROM wa_outbox WHERE session_id = ? AND idem_key = ?`)
+              .get(session, key) as OutboxRow | undefined;
+            if (existing) return { message: toOutgoing(existing), created: false };
+          }
+          const at = now();
+          this.db
+            .prepare(
+              `INSERT INTO wa_outbox (session_id, message_id, recipient, text, idem_key, status, created_at, updated_at)
+               VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)`,
+            )
+            .run(session, input.id, input.to, input.text, key, at, at);
+          this.stmts.insertEvent.run(session, at, 'status', input.to, null, input.id, null, statusData('queued', null));
+          return { message: this.outgoing(session, input.id)!, created: true };
+        })
+        .immediate(),
+    );
+  }
+
+  claimNextMessage(session: string, options: WriteOptions = {}): Promise<OutgoingMessage | undefined> {
+    return this.run(() => {
+      // Senders poll this every OUTBOX_POLL_MS: an idle outbox costs one indexed read, never the write lock.
+      const waiting = this.db
+        .prepare(`SELECT 1 FROM wa_outbox WHERE session_id = ? AND status IN ('queued', 'unknown') LIMIT 1`)
+        .get(session);
+      if (waiting === undefined) return undefined;
+      return this.db
+        .transaction((): OutgoingMessage | undefined => {
+          checkFence(this.stmts, session, options.fence);
+          const rows = this.db
+            .prepare(
+              `SELECT ${OUTBOX_COLUMNS} FROM wa_outbox
+               WHERE session_id = ? AND status IN ('queued', 'sending', 'unknown') ORDER BY seq LIMIT 2`,
+            )
+            .all(session) as OutboxRow[];
+          // One in flight per session: while any message is `sending`, nothing else is claimed.
+          if (rows.length === 0 || rows.some((r) => r.status === 'sending')) return undefined;
+          const next = toOutgoing(rows[0]!);
+          this.move(next, 'sending', null, now());
+          return this.outgoing(session, next.id);
+        })
+        .immediate();
+    });
+  }
+
+  markMessage(
+    session: string,
+    id: string,
+    status: OutgoingStatus,
+    code: string | null = null,
+  ): Promise<OutgoingMessage | undefined> {
+    return this.run(() =>
+      this.db
+        .transaction((): OutgoingMessage | undefined => {
+          const message = this.outgoing(session, id);
+          if (!message) return undefined;
+          return this.move(message, status, code, now()) ? this.outgoing(session, id) : message;
+        })
+        .immediate(),
+    );
+  }
+
+  abandonInFlight(session: string, options: WriteOptions = {}): Promise<number> {
+    return this.run(() =>
+      this.db
+        .transaction((): number => {
+          checkFence(this.stmts, session, options.fence);
+          const rows = this.db
+            .prepare(`SELECT ${OUTBOX_COLUMNS} FROM wa_outbox WHERE session_id = ? AND status = 'sending'`)
+            .all(session) as OutboxRow[];
+          const at = now();
+          return rows.filter((row) => this.move(toOutgoing(row), 'unknown', null, at)).length;
+        })
+        .immediate(),
+    );
+  }
+
+  cancelMessage(session: string, id: string): Promise<OutgoingMessage | undefined> {
+    return this.markMessage(session, id, 'cancelled');
+  }
+
+  getOutgoing(session: string, id: string): Promise<OutgoingMessage | undefined> {
+    return this.run(() => this.outgoing(session, id));
+  }
+
+  outboxCounts(): Promise<Map<string, OutboxCounts>> {
+    return this.run(() => {
+      const rows = this.db
+        .prepare(
+          `SELECT session_id, status, count(*) AS n FROM wa_outbox
+           WHERE status IN ('queued', 'unknown') GROUP BY session_id, status`,
+        )
+        .all() as Array<{ session_id: string; status: string; n: number }>;
+      return countsBySession(rows);
+    });
+  }
+
+  outboxTotals(): Promise<Map<OutgoingStatus, number>> {
+    return this.run(() => {
+      const rows = this.db.prepare(`SELECT status, count(*) AS n FROM wa_outbox GROUP BY status`).all() as Array<{
+        status: OutgoingStatus;
+        n: number;
+      }>;
+      return new Map(rows.map((r) => [r.status, Number(r.n)]));
+    });
   }
 
   compact(): Promise<boolean> {
@@ -933,7 +1122,10 @@ function prepare(db: Db): Statements {
     deleteMeta: () => db.prepare(`DELETE FROM wa_meta WHERE key = ?`),
     // Message content is a value too: a database holding messages in clear is not a fresh one to seal.
     anyValue: () =>
-      db.prepare(`SELECT 1 WHERE EXISTS (SELECT 1 FROM whatsapp_auth) OR EXISTS (SELECT 1 FROM wa_messages)`),
+      db.prepare(
+        `SELECT 1 WHERE EXISTS (SELECT 1 FROM whatsapp_auth) OR EXISTS (SELECT 1 FROM wa_messages)
+           OR EXISTS (SELECT 1 FROM wa_outbox)`,
+      ),
     deleteMessages: () => db.prepare(`DELETE FROM wa_messages WHERE session_id = ?`),
     sessionState: () => db.prepare(`SELECT state FROM wa_sessions WHERE id = ?`).pluck(),
     deleteEvents: () => db.prepare(`DELETE FROM wa_events WHERE session_id = ?`),

@@ -147,7 +147,16 @@ export interface StateEvent extends EventBase {
   state: SessionState;
 }
 
-export type StoredEvent = MessageEvent | UndecryptableEvent | ConnectionEvent | StateEvent;
+/** A sent message (the outbox) changed state: `chat` is its recipient. */
+export interface StatusEvent extends EventBase {
+  type: 'status';
+  id: string;
+  chat: string;
+  status: OutgoingStatus;
+  code: string | null;
+}
+
+export type StoredEvent = MessageEvent | UndecryptableEvent | ConnectionEvent | StateEvent | StatusEvent;
 
 /** What appendEvent takes: everything but what the store assigns (cursor, session, at). */
 export type EventInput =
@@ -167,6 +176,61 @@ export interface ReadEventsOptions {
 export interface PruneResult {
   messages: number;
   events: number;
+}
+
+/**
+ * The states of an outgoing message (SPEC.md, Messages). `queued` → `sending` (persisted before the bytes
+ * are written) → `sent` (WhatsApp's server ack) → `delivered` → `read`; `rejected` (the ack carried an
+ * error code) and `cancelled` are final; `unknown` is an ambiguous send (the connection closed after the
+ * write and before the ack) that the owner sends again with the same id.
+ */
+export const OUTGOING_STATUSES = [
+  'queued',
+  'sending',
+  'unknown',
+  'sent',
+  'delivered',
+  'read',
+  'rejected',
+  'cancelled',
+] as const;
+export type OutgoingStatus = (typeof OUTGOING_STATUSES)[number];
+
+/** One message of the outbox. */
+export interface OutgoingMessage {
+  /** The WhatsApp message id, chosen before the message is stored (it is sent with this very id). */
+  id: string;
+  session: string;
+  /** The normalized recipient jid (`…@s.whatsapp.net` or `…@lid`). */
+  to: string;
+  /** Sealed with WA_SECRET. */
+  text: string;
+  /** The caller's idempotency key: unique per session. */
+  key: string | null;
+  status: OutgoingStatus;
+  /** WhatsApp's error code for `rejected`, or a reason wa gives (`not-on-whatsapp`). */
+  code: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface OutgoingInput {
+  id: string;
+  to: string;
+  text: string;
+  key?: string | null | undefined;
+}
+
+export interface EnqueueResult {
+  message: OutgoingMessage;
+  /** False when the session already had a message with this key: that one is returned, nothing is added. */
+  created: boolean;
+}
+
+/** What `wa status` shows of a session's outbox. */
+export interface OutboxCounts {
+  queued: number;
+  unknown: number;
 }
 
 export interface SessionStore {
@@ -264,6 +328,37 @@ export interface SessionStore {
   lastCursor(): Promise<string>;
   /** Deletes messages and events stored more than `olderThanMs` ago; nothing younger. */
   pruneMessages(olderThanMs: number): Promise<PruneResult>;
+
+  /**
+   * Adds a message to the session's outbox as `queued`, with a `status` event, in one transaction. With a
+   * key the session already used, nothing is added and the existing message is returned.
+   */
+  enqueueMessage(session: string, input: OutgoingInput): Promise<EnqueueResult>;
+  /**
+   * Takes the session's next message to send (the oldest `queued` or `unknown` one) and marks it `sending`,
+   * atomically; undefined when nothing waits or a message is already `sending` (one in flight per session).
+   * Fenced (see WriteOptions): a deposed owner gets E_LEASE_LOST and claims nothing, so it never sends.
+   */
+  claimNextMessage(session: string, options?: WriteOptions): Promise<OutgoingMessage | undefined>;
+  /**
+   * Moves a message forward (see canMoveStatus in src/store/outbox-rows.ts), appending a `status` event in
+   * the same transaction; a move that is not forward changes nothing. Returns the message as it is after.
+   */
+  markMessage(
+    session: string,
+    id: string,
+    status: OutgoingStatus,
+    code?: string | null,
+  ): Promise<OutgoingMessage | undefined>;
+  /** Marks every `sending` message of the session `unknown` (a previous owner's ambiguous send); returns how many. */
+  abandonInFlight(session: string, options?: WriteOptions): Promise<number>;
+  /** Cancels the message if it is still `queued` (atomically); returns it as it is after. */
+  cancelMessage(session: string, id: string): Promise<OutgoingMessage | undefined>;
+  getOutgoing(session: string, id: string): Promise<OutgoingMessage | undefined>;
+  /** Per session with any: how many messages are `queued` and `unknown`. */
+  outboxCounts(): Promise<Map<string, OutboxCounts>>;
+  /** Outgoing messages by state, for /metrics. */
+  outboxTotals(): Promise<Map<OutgoingStatus, number>>;
 
   /**
    * A warning when the stored data is readable by other users (SQLite: the database file, its -wal/-shm

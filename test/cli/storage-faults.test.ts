@@ -138,7 +138,7 @@ describe('storage faults', () => {
     expect((await runWa(['--db', db, 'status', 'legacy'])).code).toBe(0);
     const after = new Database(db, { readonly: true });
     expect(after.prepare('SELECT * FROM whatsapp_auth ORDER BY session_id, data_key').all()).toEqual(before);
-    expect(after.pragma('user_version', { simple: true })).toBe(3);
+    expect(after.pragma('user_version', { simple: true })).toBe(4);
     after.close();
   });
 });

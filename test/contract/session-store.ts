@@ -3,7 +3,7 @@
  * describeSessionStore() with a factory; nothing here knows which database is underneath.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { IncomingMessage, SessionStore, StoredEvent } from '../../src/store/types.js';
+import type { IncomingMessage, OutgoingInput, SessionStore, StoredEvent } from '../../src/store/types.js';
 
 /** Secret and a cheap scrypt for the sealed runs: the contract opens dozens of databases. */
 export const SEALING = { secret: 'contract secret', cost: { N: 2 ** 10, r: 8, p: 1 } };
@@ -668,6 +668,185 @@ export function describeSessionStore(
         ].sort(),
       );
       expect((await store.readEvents()).map((e) => (e.type === 'message' ? e.text : undefined))).toEqual(['uno', null]);
+    });
+
+    const outgoing = (id: string, extra: Partial<OutgoingInput> = {}): OutgoingInput => ({
+      id,
+      to: CHAT,
+      text: `outgoing ${id}`,
+      ...extra,
+    });
+    const statusTrail = async (): Promise<string[]> =>
+      (await store.readEvents()).flatMap((e) =>
+        e.type === 'status' ? [`${e.id}:${e.status}${e.code ? `:${e.code}` : ''}`] : [],
+      );
+
+    it('queues outgoing messages and sends them one at a time, in the order they were accepted', async () => {
+      const first = await store.enqueueMessage('s', outgoing('o1'));
+      expect(first).toMatchObject({
+        created: true,
+        message: { id: 'o1', session: 's', to: CHAT, text: 'outgoing o1', key: null, status: 'queued', code: null },
+      });
+      await store.enqueueMessage('s', outgoing('o2'));
+      await store.enqueueMessage('other', outgoing('x1'));
+      expect(await store.claimNextMessage('s')).toMatchObject({ id: 'o1', status: 'sending', text: 'outgoing o1' });
+      // One in flight per session; other sessions are not held up.
+      expect(await store.claimNextMessage('s')).toBeUndefined();
+      expect(await store.claimNextMessage('other')).toMatchObject({ id: 'x1', status: 'sending' });
+      expect(await store.markMessage('s', 'o1', 'sent')).toMatchObject({ id: 'o1', status: 'sent' });
+      expect(await store.claimNextMessage('s')).toMatchObject({ id: 'o2', status: 'sending' });
+      expect(await store.markMessage('s', 'o2', 'sent')).toMatchObject({ status: 'sent' });
+      expect(await store.claimNextMessage('s')).toBeUndefined();
+      const [event] = (await store.readEvents({ sessions: ['s'] })).filter((e) => e.type === 'status');
+      expect(event).toEqual({
+        cursor: expect.any(String),
+        session: 's',
+        at: expect.any(String),
+        type: 'status',
+        id: 'o1',
+        chat: CHAT,
+        status: 'queued',
+        code: null,
+      });
+      expect(await statusTrail()).toEqual([
+        'o1:queued',
+        'o2:queued',
+        'x1:queued',
+        'o1:sending',
+        'x1:sending',
+        'o1:sent',
+        'o2:sending',
+        'o2:sent',
+      ]);
+    });
+
+    it('moves a status only forward, keeps rejected final, and appends an event only for real changes', async () => {
+      await store.enqueueMessage('s', outgoing('o1'));
+      // Never sent: no server ack or receipt can apply to it.
+      expect(await store.markMessage('s', 'o1', 'sent')).toMatchObject({ status: 'queued' });
+      await store.claimNextMessage('s');
+      expect(await store.markMessage('s', 'o1', 'read')).toMatchObject({ status: 'read' });
+      // A DELIVERY_ACK or the server ack folded behind a READ (Utils/event-buffer.js) moves nothing back.
+      expect(await store.markMessage('s', 'o1', 'delivered')).toMatchObject({ status: 'read' });
+      expect(await store.markMessage('s', 'o1', 'sent')).toMatchObject({ status: 'read' });
+      expect(await store.markMessage('s', 'o1', 'rejected', '463')).toMatchObject({ status: 'read', code: null });
+      await store.enqueueMessage('s', outgoing('o2'));
+      await store.claimNextMessage('s');
+      expect(await store.markMessage('s', 'o2', 'rejected', '463')).toMatchObject({ status: 'rejected', code: '463' });
+      expect(await store.markMessage('s', 'o2', 'sent')).toMatchObject({ status: 'rejected', code: '463' });
+      expect(await store.markMessage('s', 'missing', 'sent')).toBeUndefined();
+      expect(await statusTrail()).toEqual([
+        'o1:queued',
+        'o1:sending',
+        'o1:read',
+        'o2:queued',
+        'o2:sending',
+        'o2:rejected:463',
+      ]);
+      // A rejected message is never claimed again.
+      expect(await store.claimNextMessage('s')).toBeUndefined();
+    });
+
+    it('returns the existing message for a repeated key, per session', async () => {
+      const a = await store.enqueueMessage('s', outgoing('o1', { key: 'deploy-42' }));
+      const again = await store.enqueueMessage('s', outgoing('o2', { key: 'deploy-42', text: 'different' }));
+      expect(again).toMatchObject({ created: false, message: { id: 'o1', key: 'deploy-42', text: 'outgoing o1' } });
+      expect(a.message.id).toBe('o1');
+      expect(await store.enqueueMessage('t', outgoing('o3', { key: 'deploy-42' }))).toMatchObject({ created: true });
+      expect(await store.getOutgoing('s', 'o2')).toBeUndefined();
+      const concurrent = await Promise.all(
+        Array.from({ length: 5 }, (_, i) => store.enqueueMessage('s', outgoing(`c${i}`, { key: 'same' }))),
+      );
+      expect(concurrent.filter((r) => r.created)).toHaveLength(1);
+      expect(new Set(concurrent.map((r) => r.message.id)).size).toBe(1);
+    });
+
+    it('cancels a message only while it is still queued', async () => {
+      await store.enqueueMessage('s', outgoing('o1'));
+      await store.enqueueMessage('s', outgoing('o2'));
+      expect(await store.cancelMessage('s', 'o2')).toMatchObject({ status: 'cancelled' });
+      await store.claimNextMessage('s');
+      expect(await store.cancelMessage('s', 'o1')).toMatchObject({ status: 'sending' });
+      await store.markMessage('s', 'o1', 'sent');
+      // A cancelled message is never claimed.
+      expect(await store.claimNextMessage('s')).toBeUndefined();
+      expect(await store.markMessage('s', 'o2', 'sending')).toMatchObject({ status: 'cancelled' });
+    });
+
+    it('turns an ambiguous send into unknown and claims it again first, with the same id', async () => {
+      await store.enqueueMessage('s', outgoing('o1'));
+      await store.enqueueMessage('s', outgoing('o2'));
+      await store.claimNextMessage('s');
+      expect(await store.abandonInFlight('s')).toBe(1);
+      expect(await store.getOutgoing('s', 'o1')).toMatchObject({ status: 'unknown' });
+      expect(await store.outboxCounts()).toEqual(new Map([['s', { queued: 1, unknown: 1 }]]));
+      expect(await store.claimNextMessage('s')).toMatchObject({ id: 'o1', status: 'sending' });
+      expect(await store.abandonInFlight('s')).toBe(1);
+      // The ack or a receipt for the first write can still arrive: unknown moves on to sent.
+      expect(await store.markMessage('s', 'o1', 'delivered')).toMatchObject({ status: 'delivered' });
+      expect(await store.abandonInFlight('s')).toBe(0);
+      expect(await store.claimNextMessage('s')).toMatchObject({ id: 'o2' });
+      await store.markMessage('s', 'o2', 'unknown');
+      expect(await store.outboxCounts()).toEqual(new Map([['s', { queued: 0, unknown: 1 }]]));
+      expect(await store.outboxTotals()).toEqual(
+        new Map([
+          ['delivered', 1],
+          ['unknown', 1],
+        ]),
+      );
+    });
+
+    it('fences claims by the lease: a deposed owner gets E_LEASE_LOST and claims nothing', async () => {
+      await store.createSession('s', null);
+      await store.enqueueMessage('s', outgoing('o1'));
+      expect((await store.acquireLease('s', owner('old'), 60_000, false)).acquired).toBe(true);
+      expect((await store.acquireLease('s', owner('new'), 60_000, true)).acquired).toBe(true);
+      await expect(store.claimNextMessage('s', { fence: 'old' })).rejects.toMatchObject({ code: 'E_LEASE_LOST' });
+      await expect(store.abandonInFlight('s', { fence: 'old' })).rejects.toMatchObject({ code: 'E_LEASE_LOST' });
+      expect(await store.getOutgoing('s', 'o1')).toMatchObject({ status: 'queued' });
+      expect(await store.claimNextMessage('s', { fence: 'new' })).toMatchObject({ id: 'o1', status: 'sending' });
+      expect(await store.abandonInFlight('s', { fence: 'new' })).toBe(1);
+    });
+
+    it('seals outgoing text, counts it as a value, rewrites it, and deletes it with its session', async () => {
+      expect(await store.hasValues()).toBe(false);
+      await store.enqueueMessage('s', outgoing('o1', { text: 'the outgoing secret' }));
+      expect(await store.hasValues()).toBe(true);
+      store = await h.reopen();
+      expect(await store.getOutgoing('s', 'o1')).toMatchObject({ text: 'the outgoing secret' });
+      const [row] = await h.sql(`SELECT text FROM wa_outbox`);
+      if (options.opaqueValues) {
+        expect(String(row!.text)).toMatch(/^wa1:/);
+        await store.enqueueMessage('s', outgoing('o2'));
+        await h.sql(`UPDATE wa_outbox SET text = ? WHERE message_id = 'o2'`, [row!.text]);
+        await expect(store.getOutgoing('s', 'o2')).rejects.toMatchObject({ code: 'E_UNSEAL' });
+        await h.sql(`DELETE FROM wa_outbox WHERE message_id = 'o2'`);
+      } else {
+        expect(row!.text).toBe('the outgoing secret');
+      }
+      const seen: string[] = [];
+      expect(
+        await store.rewriteAll((value, sessionId, dataKey) => {
+          seen.push(`${sessionId} ${dataKey}`);
+          return value.replace('secret', 'message');
+        }, {}),
+      ).toBe(1);
+      expect(seen).toEqual([`s outbox:text:${JSON.stringify(['o1'])}`]);
+      expect(await store.getOutgoing('s', 'o1')).toMatchObject({ text: 'the outgoing message' });
+      await store.createSession('s', null);
+      expect(await store.deleteSession('s')).toBe(true);
+      expect(await store.getOutgoing('s', 'o1')).toBeUndefined();
+      expect(await h.sql(`SELECT message_id FROM wa_outbox`)).toEqual([]);
+    });
+
+    it('prunes finished outgoing messages older than the retention, never pending ones', async () => {
+      await store.enqueueMessage('s', outgoing('done'));
+      await store.claimNextMessage('s');
+      await store.markMessage('s', 'done', 'sent');
+      await store.enqueueMessage('s', outgoing('waiting'));
+      await h.sql(`UPDATE wa_outbox SET updated_at = '2000-01-01T00:00:00.000Z'`);
+      await store.pruneMessages(24 * 3600 * 1000);
+      expect((await h.sql(`SELECT message_id FROM wa_outbox`)).map((r) => r.message_id)).toEqual(['waiting']);
     });
 
     it('serves concurrent reads and writes without losing any', async () => {

@@ -21,7 +21,7 @@ describe('SQLite schema migrations', () => {
     await store.close();
     // Turn it back into what wa's first release wrote.
     const raw = new Database(path);
-    raw.exec('DROP TABLE wa_meta; DROP TABLE wa_messages; DROP TABLE wa_events');
+    raw.exec('DROP TABLE wa_meta; DROP TABLE wa_messages; DROP TABLE wa_events; DROP TABLE wa_outbox');
     raw.pragma('user_version = 1');
     raw.close();
 

@@ -34,6 +34,21 @@ describe('Metrics.render', () => {
     expect(text).toMatch(/^wa_messages_undecryptable_total 1$/m);
   });
 
+  it('counts outgoing messages by state, every state listed', () => {
+    const text = new Metrics().render(
+      [],
+      new Map([
+        ['sent', 4],
+        ['unknown', 1],
+      ]),
+    );
+    expect(text).toMatch(/^# TYPE wa_messages gauge$/m);
+    expect(text).toMatch(/^wa_messages\{direction="out",state="sent"\} 4$/m);
+    expect(text).toMatch(/^wa_messages\{direction="out",state="unknown"\} 1$/m);
+    expect(text).toMatch(/^wa_messages\{direction="out",state="queued"\} 0$/m);
+    expect(text.match(/^wa_messages\{/gm)).toHaveLength(8);
+  });
+
   it('renders sessions by state and connection, counters, the write histogram and rejections', () => {
     const metrics = new Metrics(() => 3);
     metrics.connect('open');
