@@ -214,6 +214,8 @@ describe('the pairing page in a real browser (Debian Chromium driven by playwrig
       await expect
         .poll(() => page.getByRole('status').textContent(), { timeout: 20_000 })
         .toBe('Connected as +15551230001 (Ada)');
+      // The test's own stream is a second reader: its last event may arrive a moment after the page's.
+      await until(() => stream.events.find((e) => e.event === 'open'), 10_000, "the stream's open event");
       expect(stream.events.map((e) => e.event)).toEqual(['qr', 'qr', 'paired', 'open']);
     } finally {
       stream.close();
