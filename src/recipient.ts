@@ -1,5 +1,5 @@
 /**
- * Recipients of `wa send` (SPEC.md, Messages → Recipients), checked without a socket: a phone number
+ * Recipients of `wa send` (README "Sending messages", recipients), checked without a socket: a phone number
  * (`+15551234567`, `15551234567`, `15551234567@s.whatsapp.net`) or a LID (`<digits>@lid`). Groups and
  * anything else are usage errors (exit 2) before anything is queued, whoever owns the session. Whether a
  * number is on WhatsApp needs a socket: src/session/outbox.ts asks (onWhatsApp).

@@ -1,6 +1,6 @@
 /**
- * `wa listen [id…] [--since <cursor>] [--follow] [--limit <n>]`: prints stored events oldest first (SPEC
- * "Events"), NDJSON with --json, one readable line each otherwise. Read-only: no lease, no socket, so it
+ * `wa listen [id…] [--since <cursor>] [--follow] [--limit <n>]`: prints stored events oldest first (README
+ * "Receiving messages"), NDJSON with --json, one readable line each otherwise. Read-only: no lease, no socket, so it
  * runs beside a live `wa serve` on the same database (and never loads Baileys, protobufjs or pino).
  * `--follow` then polls for new events until Ctrl-C: on SQLite `max(cursor)` is one b-tree lookup, and
  * events are only read when it moved; PostgreSQL is polled the same way for now.
@@ -79,7 +79,7 @@ const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
     signal.addEventListener('abort', done, { once: true });
   });
 
-/** The SPEC shape: a message's raw WAMessage is printed as JSON, not as a string holding JSON. */
+/** The documented shape: a message's raw WAMessage is printed as JSON, not as a string holding JSON. */
 export function toJson(event: StoredEvent): Record<string, unknown> {
   if (event.type !== 'message') return { ...event };
   return { ...event, raw: JSON.parse(event.raw) as unknown };

@@ -42,7 +42,7 @@ const reached = (message: OutgoingMessage, wait: WaitState): boolean => RANK[mes
 type Stop = 'timeout' | 'interrupted' | 'lease' | 'closed';
 
 /**
- * `wa send <id> <to> [text]` (SPEC.md, Messages). The message goes through the outbox: with a live owner
+ * `wa send <id> <to> [text]` (README "Sending messages"). The message goes through the outbox: with a live owner
  * (`wa serve` here or on another host) it is queued for that owner and this process only watches its row;
  * with none, this process takes the lease, connects, checks the recipient, queues and sends it itself
  * (src/session/outbox.ts), waits, and closes. Either way the message is printed whatever the outcome.

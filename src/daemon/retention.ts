@@ -1,5 +1,5 @@
 /**
- * Message retention (SPEC "Messages": messages and events older than WA_KEEP_DAYS are pruned by
+ * Message retention (README "Receiving messages": messages and events older than WA_KEEP_DAYS are pruned by
  * `wa serve`; nothing younger is). Once at start, then every interval; one prune at a time.
  */
 import type { Logger } from 'pino';

@@ -15,7 +15,7 @@ import type { Metrics } from './metrics.js';
  */
 const RESTARTS_AT_ONCE = 3;
 
-/** 429 (rate-overlimit): at least a minute before this session tries again, doubling, capped (SPEC "The daemon"). */
+/** 429 (rate-overlimit): at least a minute before this session tries again, doubling, capped (README "The daemon"). */
 const RATE_LIMIT_BACKOFF_MS = 60_000;
 const RATE_LIMIT_BACKOFF_CAP_MS = 16 * 60_000;
 

@@ -1,5 +1,5 @@
 /**
- * Everything that arrives is kept (SPEC "Messages"): every socket the real factory makes
+ * Everything that arrives is kept (README "Receiving messages"): every socket the real factory makes
  * (src/session/baileys.ts) gets a MessageCapture, which stores each message Baileys upserts before the
  * socket is allowed to close.
  *

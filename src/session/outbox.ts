@@ -1,5 +1,5 @@
 /**
- * Sending from the outbox (SPEC.md, Messages): every socket made to send (serve's, `wa send`'s) drains its
+ * Sending from the outbox (README "Sending messages"): every socket made to send (serve's, `wa send`'s) drains its
  * session's outbox, in order, one message at a time, while it is open. Why it is shaped like this, from
  * node_modules/@whiskeysockets/baileys/lib:
  *

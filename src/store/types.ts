@@ -75,7 +75,7 @@ export interface MetaInsert {
   inserted: boolean;
 }
 
-/** What a message is, as the Events section of SPEC.md names it. */
+/** What a message is, as the README ("Receiving messages", `wa listen --json`) names it. */
 export const MESSAGE_KINDS = [
   'text',
   'image',
@@ -179,7 +179,7 @@ export interface PruneResult {
 }
 
 /**
- * The states of an outgoing message (SPEC.md, Messages). `queued` → `sending` (persisted before the bytes
+ * The states of an outgoing message (README "Sending messages"). `queued` → `sending` (persisted before the bytes
  * are written) → `sent` (WhatsApp's server ack) → `delivered` → `read`; `rejected` (the ack carried an
  * error code) and `cancelled` are final; `unknown` is an ambiguous send (the connection closed after the
  * write and before the ack) that the owner sends again with the same id.

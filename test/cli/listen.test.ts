@@ -1,5 +1,5 @@
 /**
- * `wa listen` as a process over a database the test fills through the store: the SPEC event shapes in
+ * `wa listen` as a process over a database the test fills through the store: the event shapes in
  * NDJSON, readable lines with control characters escaped, --since exclusive, --limit, session filters,
  * unknown ids (exit 2), --follow until SIGINT (exit 0), and sealed content (WA_SECRET, wa rekey).
  */
@@ -48,7 +48,7 @@ describe('wa listen', () => {
     await dir.remove();
   });
 
-  it('prints every event oldest first as NDJSON in the SPEC shapes; --since is exclusive; --limit and ids filter', async () => {
+  it('prints every event oldest first as NDJSON in the documented shapes; --since is exclusive; --limit and ids filter', async () => {
     await store.storeIncoming('bot', [msg('A', 'first')], { replay: false });
     await store.storeIncoming('other', [msg('B', 'elsewhere')], { replay: true });
     await store.appendEvent('bot', { type: 'undecryptable', id: 'C', chat: CHAT, from: CHAT });

@@ -1,5 +1,5 @@
 /**
- * Everything that arrives is kept (SPEC "Messages"), end to end: real `wa serve`, `wa connect` and
+ * Everything that arrives is kept (README "Receiving messages"), end to end: real `wa serve`, `wa connect` and
  * `wa listen` processes against the test server, whose simulated phone sends real encrypted messages.
  */
 import { join } from 'node:path';

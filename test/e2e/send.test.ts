@@ -1,5 +1,5 @@
 /**
- * Sending goes through the database (SPEC "Messages"), end to end: real `wa send` and `wa serve`
+ * Sending goes through the database (README "Sending messages"), end to end: real `wa send` and `wa serve`
  * processes against the test server, whose simulated phones decrypt what the sessions send.
  */
 import { spawn } from 'node:child_process';

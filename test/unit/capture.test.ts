@@ -32,7 +32,7 @@ const mapped = (msg: WAMessage): IncomingMessage => {
 };
 
 describe('toCaptured', () => {
-  it('maps a text message to the SPEC fields, with the whole WAMessage as raw JSON', () => {
+  it('maps a text message to the event fields, with the whole WAMessage as raw JSON', () => {
     const m = mapped(wa({ conversation: 'hello' }));
     expect(m).toEqual({
       id: 'ID1',

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseRecipient } from '../../src/recipient.js';
 
-describe('parseRecipient (SPEC Messages → Recipients)', () => {
+describe('parseRecipient (README "Sending messages")', () => {
   it('normalizes numbers and jids', () => {
     for (const form of ['+15551234567', '15551234567', '15551234567@s.whatsapp.net', '+1 (555) 123-4567']) {
       expect(parseRecipient(form)).toEqual({ jid: '15551234567@s.whatsapp.net', kind: 'pn' });
