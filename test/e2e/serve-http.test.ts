@@ -214,8 +214,11 @@ describe('wa serve HTTP exposure and limits', () => {
         console.info(
           `wa_sessions scanned ${scans} times in ${seconds.toFixed(1)} s with the flood, ${baseline.toFixed(0)} expected without`,
         );
-        // One read a second for HTTP on top of the quiet rate (plus slack), against one per request uncached.
-        expect(scans).toBeLessThanOrEqual(baseline + Math.ceil(seconds) + 6);
+        // About one read a second for HTTP on top of the quiet rate, against one per request uncached. The
+        // quiet rate itself wanders (discovery, outbox checks and renewals all read the table), so the slack
+        // is generous: what matters is the orders of magnitude between the two.
+        expect(scans).toBeLessThanOrEqual(baseline + 2 * Math.ceil(seconds) + 10);
+        expect(scans).toBeLessThan(statuses.length / 100);
       }
     } finally {
       sampling = false;
