@@ -8,6 +8,7 @@ import { pairSession } from '../helpers/pair.js';
 import { freshSchema, pgUrl } from '../helpers/postgres.js';
 import { runWa } from '../helpers/run-wa.js';
 import { tempDir } from '../helpers/temp.js';
+import { until } from '../helpers/until.js';
 import { WaProcess, waEnv } from '../helpers/wa-process.js';
 import { startTestServer, type TestServer } from '../wa-server/server.js';
 
@@ -37,19 +38,6 @@ describe('received messages are stored once, live and from the offline backlog',
   };
   const eventsFor = async (session: string, id: string): Promise<Event[]> =>
     (await listen(session)).filter((e) => e.id === id);
-  const until = async <T>(
-    probe: () => Promise<T | undefined> | T | undefined,
-    what: string,
-    ms = 20_000,
-  ): Promise<T> => {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  };
   const startServe = async (): Promise<WaProcess> => {
     const proc = new WaProcess(['serve', 'a'], env);
     await proc.waitForLine((l) => l.msg === 'connection open');

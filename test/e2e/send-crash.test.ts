@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTestStore, pairSession } from '../helpers/pair.js';
 import { runWa } from '../helpers/run-wa.js';
 import { tempDir } from '../helpers/temp.js';
+import { until } from '../helpers/until.js';
 import { WaProcess, waEnv } from '../helpers/wa-process.js';
 import { startTestServer, type TestServer } from '../wa-server/server.js';
 
@@ -45,13 +46,6 @@ describe('kill -9 of the sending daemon', () => {
       await store.close();
     }
   };
-  const until = async (probe: () => Promise<boolean>, what: string, ms = 30_000): Promise<void> => {
-    const deadline = Date.now() + ms;
-    while (!(await probe())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  };
 
   beforeAll(async () => {
     dir = await tempDir();
@@ -84,8 +78,12 @@ describe('kill -9 of the sending daemon', () => {
       await first.exited;
 
       const second = start();
-      await until(async () => FINAL.includes((await statusOf(id)) ?? ''), `a's row to be final after the restart`);
-      await until(async () => (await copiesAtB(id)) > 0, 'b to store the message');
+      await until(
+        async () => FINAL.includes((await statusOf(id)) ?? ''),
+        `a's row to be final after the restart`,
+        30_000,
+      );
+      await until(async () => (await copiesAtB(id)) > 0, 'b to store the message', 30_000);
       // Give a duplicate the time to show up, had the restart sent it twice.
       await new Promise((r) => setTimeout(r, 1500));
       expect(await copiesAtB(id)).toBe(1);

@@ -9,6 +9,7 @@ import { openTestStore, pairSession } from '../helpers/pair.js';
 import { freshSchema, pgUrl } from '../helpers/postgres.js';
 import { runWa, WA_BIN } from '../helpers/run-wa.js';
 import { tempDir } from '../helpers/temp.js';
+import { until } from '../helpers/until.js';
 import { WaProcess, waEnv } from '../helpers/wa-process.js';
 import { startTestServer, type TestServer } from '../wa-server/server.js';
 
@@ -50,19 +51,6 @@ describe('wa send: through the outbox, directly or through the owner', () => {
       return await store.getOutgoing(session, id);
     } finally {
       await store.close();
-    }
-  };
-  const until = async <T>(
-    probe: () => Promise<T | undefined> | T | undefined,
-    what: string,
-    ms = 20_000,
-  ): Promise<T> => {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 200));
     }
   };
   const sentToServer = (): number => server.messageLog({ device: jidA, tag: 'message', dir: 'in' }).length;

@@ -1,17 +1,11 @@
-import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DEFAULT_TIMING, type Timing } from '../../src/config.js';
-import { Metrics } from '../../src/daemon/metrics.js';
 import { classifyOpenFailure } from '../../src/daemon/session-runner.js';
 import { Supervisor } from '../../src/daemon/supervisor.js';
 import { storageError, WaError } from '../../src/errors.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
 import { ManualClock } from '../helpers/manual-clock.js';
+import { TEST_TIMING as timing, scriptedSupervisor } from '../helpers/scripted-daemon.js';
 import { scriptedFactory } from '../helpers/scripted-socket.js';
-
-const timing: Timing = { ...DEFAULT_TIMING, connectsPerSecond: 1000 };
-const logger = pino({ level: 'silent' });
-const owner = { ownerId: 'serve-test', host: 'test-host', pid: 1 };
 
 describe('opening a session: which failures stop it', () => {
   it.each<[string, unknown, string]>([
@@ -43,17 +37,7 @@ describe('Supervisor: sessions whose stored state cannot be read', () => {
     store.readCreds = readCreds;
     const clock = new ManualClock(Date.now());
     const factory = scriptedFactory();
-    supervisor = new Supervisor({
-      store,
-      openSocket: factory.openSocket,
-      logger,
-      baileysLogger: logger,
-      timing,
-      metrics: new Metrics(),
-      clock,
-      owner,
-      only: [],
-    });
+    supervisor = scriptedSupervisor({ store, factory, clock });
     await supervisor.start();
     // The first open loads Baileys (real time, once per file); then only the manual clock moves.
     const settled = (): boolean =>

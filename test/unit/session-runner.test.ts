@@ -1,6 +1,4 @@
-import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DEFAULT_TIMING, type Timing } from '../../src/config.js';
 import { ConnectLimiter } from '../../src/daemon/backoff.js';
 import { Metrics } from '../../src/daemon/metrics.js';
 import { SessionRunner } from '../../src/daemon/session-runner.js';
@@ -8,11 +6,8 @@ import type { Disconnect } from '../../src/session/disconnect.js';
 import type { SessionAuth } from '../../src/session/session-auth.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
 import { ManualClock } from '../helpers/manual-clock.js';
+import { TEST_OWNER as owner, TEST_TIMING as timing, silentLogger as logger } from '../helpers/scripted-daemon.js';
 import { boom, scriptedFactory } from '../helpers/scripted-socket.js';
-
-const timing: Timing = { ...DEFAULT_TIMING, connectsPerSecond: 1000 };
-const logger = pino({ level: 'silent' });
-const owner = { ownerId: 'serve-test', host: 'test-host', pid: 1 };
 
 describe('SessionRunner on a scripted socket and a manual clock', () => {
   let store: SqliteStore;

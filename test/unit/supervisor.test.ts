@@ -1,15 +1,10 @@
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DEFAULT_TIMING, type Timing } from '../../src/config.js';
-import { Metrics } from '../../src/daemon/metrics.js';
 import { Supervisor, WAITING_POLL_MS } from '../../src/daemon/supervisor.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
 import { ManualClock } from '../helpers/manual-clock.js';
+import { TEST_OWNER as owner, TEST_TIMING as timing, scriptedSupervisor } from '../helpers/scripted-daemon.js';
 import { scriptedFactory } from '../helpers/scripted-socket.js';
-
-const timing: Timing = { ...DEFAULT_TIMING, connectsPerSecond: 1000 };
-const logger = pino({ level: 'silent' });
-const owner = { ownerId: 'serve-test', host: 'test-host', pid: 1 };
 
 describe('Supervisor on scripted sockets and a manual clock', () => {
   let store: SqliteStore;
@@ -33,17 +28,7 @@ describe('Supervisor on scripted sockets and a manual clock', () => {
     await store.createSession('new', null); // unpaired: never served
     clock = new ManualClock(Date.now()); // leases expire by the database's clock, which is real time
     factory = scriptedFactory();
-    supervisor = new Supervisor({
-      store,
-      openSocket: factory.openSocket,
-      logger,
-      baileysLogger: logger,
-      timing,
-      metrics: new Metrics(),
-      clock,
-      owner,
-      only: [],
-    });
+    supervisor = scriptedSupervisor({ store, factory, clock });
     await supervisor.start();
     await waitForSockets(2);
   });
@@ -133,17 +118,7 @@ describe('Supervisor during an overlapping deploy (another live owner holds the 
     factory = scriptedFactory();
     lines = [];
     const captured = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
-    supervisor = new Supervisor({
-      store,
-      openSocket: factory.openSocket,
-      logger: captured,
-      baileysLogger: logger,
-      timing,
-      metrics: new Metrics(),
-      clock,
-      owner,
-      only: [],
-    });
+    supervisor = scriptedSupervisor({ store, factory, clock, logger: captured });
     await supervisor.start();
   });
   afterEach(async () => {
@@ -218,17 +193,7 @@ describe('Supervisor stop: each lease released the moment its session is closed'
     }
     const clock = new ManualClock(Date.now());
     const factory = scriptedFactory();
-    const supervisor = new Supervisor({
-      store,
-      openSocket: factory.openSocket,
-      logger,
-      baileysLogger: logger,
-      timing,
-      metrics: new Metrics(),
-      clock,
-      owner,
-      only: [],
-    });
+    const supervisor = scriptedSupervisor({ store, factory, clock });
     await supervisor.start();
     for (let i = 0; i < 200 && factory.sockets.length < 2; i++) {
       await new Promise((r) => setTimeout(r, 25));
