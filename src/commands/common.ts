@@ -19,3 +19,23 @@ export function assertNotBusy(session: SessionRecord): void {
     });
   }
 }
+
+/**
+ * Deletes a session and all its data, as `wa rm` and `DELETE /sessions/{id}` do: never one a live process
+ * holds (exit 6), and a paired one only when forced, since the phone would keep listing the device.
+ */
+export async function removeSession(
+  store: SessionStore,
+  id: string,
+  force: boolean,
+  refusal: { detail: string; hint?: string | undefined },
+): Promise<void> {
+  const session = await requireSession(store, id);
+  assertNotBusy(session);
+  if (session.state !== 'unpaired' && !force) {
+    throw usageError('E_SESSION_PAIRED', `session '${id}' is ${session.state}: ${refusal.detail}`, {
+      hint: refusal.hint,
+    });
+  }
+  await store.deleteSession(id);
+}

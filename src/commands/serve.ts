@@ -6,14 +6,14 @@ import { Metrics } from '../daemon/metrics.js';
 import { startRetention } from '../daemon/retention.js';
 import { Pairings } from '../daemon/pairing.js';
 import { Supervisor } from '../daemon/supervisor.js';
-import { WaError, ExitCode, usageError } from '../errors.js';
+import { WaError, ExitCode } from '../errors.js';
 import { baileysSocketFactory, createLogger, loadBaileys } from '../session/baileys.js';
 import { newOwner } from '../session/lease.js';
 import { sessionView } from '../session/session-view.js';
 import { databaseFilesystem } from '../store/filesystem.js';
 import { unlockValues } from '../store/sealed.js';
 import { prettyLines } from '../terminal/log-format.js';
-import { assertNotBusy, requireSession } from './common.js';
+import { removeSession, requireSession } from './common.js';
 import type { Context } from './context.js';
 
 /** A pairing over HTTP not done after this long is given up, as `wa connect`'s default timeout. */
@@ -131,21 +131,15 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
             api: {
               create: async (id, label) => sessionView(await store.createSession(id, label)),
               remove: async (id, force) => {
-                const session = await requireSession(store, id);
                 if (pairing.isPairing(id)) {
                   throw new WaError(ExitCode.busy, 'E_PAIRING_ACTIVE', `session '${id}' is being paired`, {
                     hint: `DELETE /sessions/${id}/pair first`,
                   });
                 }
                 // As `wa rm`: never one a live process holds (this daemon included), a paired one only forced.
-                assertNotBusy(session);
-                if (session.state !== 'unpaired' && !force) {
-                  throw usageError(
-                    'E_SESSION_PAIRED',
-                    `session '${id}' is ${session.state}: removing it leaves the device listed on the phone (?force=1 removes it anyway)`,
-                  );
-                }
-                await store.deleteSession(id);
+                await removeSession(store, id, force, {
+                  detail: 'removing it leaves the device listed on the phone (?force=1 removes it anyway)',
+                });
                 return { id, removed: true };
               },
               pair: async (id, method) => {
