@@ -2,10 +2,10 @@
  * `wa listen [id…] [--since <cursor>] [--follow] [--limit <n>]`: prints stored events oldest first (README
  * "Receiving messages"), NDJSON with --json, one readable line each otherwise. Read-only: no lease, no socket, so it
  * runs beside a live `wa serve` on the same database (and never loads Baileys, protobufjs or pino).
- * `--follow` then polls for new events until Ctrl-C: on SQLite `max(cursor)` is one b-tree lookup, and
- * events are only read when it moved; PostgreSQL is polled the same way for now.
+ * `--follow` then waits for new events until Ctrl-C (src/session/event-feed.ts).
  */
 import { usageError } from '../errors.js';
+import { EVENT_PAGE, eventFeed } from '../session/event-feed.js';
 import type { StoredEvent } from '../store/types.js';
 import { printable } from '../terminal/log-format.js';
 import { requireSession } from './common.js';
@@ -19,11 +19,6 @@ export interface ListenOptions {
   limit?: number | undefined;
 }
 
-/** How often --follow looks for new events. */
-export const FOLLOW_POLL_MS = 300;
-/** Events read per query, so a long log is streamed rather than loaded whole. */
-const PAGE = 500;
-
 export async function listen(ctx: Context, ids: string[], options: ListenOptions): Promise<void> {
   const store = await ctx.openStore('read');
   if (!store) {
@@ -34,50 +29,23 @@ export async function listen(ctx: Context, ids: string[], options: ListenOptions
   }
   try {
     for (const id of ids) await requireSession(store, id);
-    let cursor = options.since ?? '0';
     let left = options.limit ?? Infinity;
-    const print = (event: StoredEvent): void => {
+    if (left <= 0) return;
+    for await (const event of eventFeed(store, {
+      since: options.since,
+      sessions: ids,
+      follow: options.follow,
+      signal: ctx.signal,
+      pageSize: Math.min(EVENT_PAGE, left),
+    })) {
       if (ctx.out.json) ctx.out.data(toJson(event));
       else ctx.out.result(describeEvent(event));
-    };
-    // Prints every stored event after `cursor`, page by page; false once the limit is reached.
-    const drain = async (): Promise<boolean> => {
-      for (;;) {
-        if (left <= 0) return false;
-        const events = await store.readEvents({ since: cursor, sessions: ids, limit: Math.min(PAGE, left) });
-        for (const event of events) {
-          print(event);
-          cursor = event.cursor;
-          left--;
-        }
-        if (events.length < PAGE) return left > 0;
-      }
-    };
-    if (!(await drain()) || !options.follow) return;
-    let seen = await store.lastCursor();
-    while (!ctx.signal.aborted) {
-      await sleep(FOLLOW_POLL_MS, ctx.signal);
-      if (ctx.signal.aborted) break;
-      const last = await store.lastCursor();
-      if (last === seen) continue;
-      seen = last;
-      if (!(await drain())) return;
+      if (--left <= 0) return;
     }
   } finally {
     await store.close();
   }
 }
-
-const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 
 /** The documented shape: a message's raw WAMessage is printed as JSON, not as a string holding JSON. */
 export function toJson(event: StoredEvent): Record<string, unknown> {

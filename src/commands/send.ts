@@ -6,11 +6,12 @@ import { newOwner, SessionLease } from '../session/lease.js';
 import { NOT_ON_WHATSAPP } from '../session/outbox.js';
 import { SessionAuth } from '../session/session-auth.js';
 import { unlockValues } from '../store/sealed.js';
-import type { OutgoingMessage, OutgoingStatus, SessionStore } from '../store/types.js';
+import { abortableSleep, reached, waitForMessage, type WaitState } from '../session/message-wait.js';
+import type { OutgoingMessage, SessionStore } from '../store/types.js';
 import { requireSession } from './common.js';
 import type { Context } from './context.js';
 
-export type WaitState = 'queued' | 'sent' | 'delivered';
+export type { WaitState };
 
 export interface SendOptions {
   key?: string | undefined;
@@ -18,26 +19,11 @@ export interface SendOptions {
   timeoutMs: number;
 }
 
-/** How often `wa send` reads its message's row while it waits (one indexed read by primary key). */
-const POLL_MS = 100;
 /**
  * How long a direct send stays connected once its message reached the wait state: a recipient's retry
  * receipt (a new Signal session after a reinstall, say) is answered from the outbox only while connected.
  */
 const RETRY_LINGER_MS = 2000;
-
-const RANK: Record<OutgoingStatus, number> = {
-  queued: 0,
-  sending: 1,
-  unknown: 1,
-  sent: 2,
-  delivered: 3,
-  read: 4,
-  rejected: -1,
-  cancelled: -1,
-};
-const FINAL: ReadonlySet<OutgoingStatus> = new Set(['rejected', 'cancelled']);
-const reached = (message: OutgoingMessage, wait: WaitState): boolean => RANK[message.status] >= RANK[wait];
 
 type Stop = 'timeout' | 'interrupted' | 'lease' | 'closed';
 
@@ -98,7 +84,13 @@ export async function send(
           text: body,
           key: options.key,
         });
-        return await finish(ctx, store, await watch(store, message, options.wait, stop.signal), options, () => reason);
+        return await finish(
+          ctx,
+          store,
+          await waitForMessage(store, message, options.wait, stop.signal),
+          options,
+          () => reason,
+        );
       }
       try {
         const message = await direct(ctx, store, lib, baileys, id, recipient, body, options, lease, stop, halt);
@@ -113,21 +105,6 @@ export async function send(
   } finally {
     await store.close();
   }
-}
-
-/** Polls the message's row until it reached the wait state, became final, or the stop signal fired. */
-async function watch(
-  store: SessionStore,
-  message: OutgoingMessage,
-  wait: WaitState,
-  signal: AbortSignal,
-): Promise<OutgoingMessage> {
-  let current = message;
-  while (!reached(current, wait) && !FINAL.has(current.status) && !signal.aborted) {
-    await sleep(POLL_MS, signal);
-    current = (await store.getOutgoing(current.session, current.id)) ?? current;
-  }
-  return current;
 }
 
 async function direct(
@@ -187,8 +164,8 @@ async function direct(
     });
     enqueued = message;
     // This socket's OutboxSender claims it (after any message queued before it) within OUTBOX_POLL_MS.
-    const final = await watch(store, message, options.wait === 'queued' ? 'sent' : options.wait, stop.signal);
-    if (reached(final, 'sent') && !stop.signal.aborted) await sleep(RETRY_LINGER_MS, stop.signal);
+    const final = await waitForMessage(store, message, options.wait === 'queued' ? 'sent' : options.wait, stop.signal);
+    if (reached(final, 'sent') && !stop.signal.aborted) await abortableSleep(RETRY_LINGER_MS, stop.signal);
     return final;
   } finally {
     // A message still queued is cancelled before the socket closes (its sender could claim it otherwise);
@@ -271,17 +248,4 @@ async function readText(ctx: Context): Promise<string> {
   if (!ctx.readStdin) throw usageError('E_TEXT', 'no text given and no stdin to read it from');
   const text = await ctx.readStdin();
   return text.replace(/\r?\n$/, '');
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

@@ -3,11 +3,10 @@ import { type LogLevel } from '../config.js';
 import type { HttpAddress } from '../daemon/http.js';
 import { sharedRead, startHttp } from '../daemon/http.js';
 import { Metrics } from '../daemon/metrics.js';
-import { startRetention } from '../daemon/retention.js';
 import { Pairings } from '../daemon/pairing.js';
-import { Supervisor } from '../daemon/supervisor.js';
+import { SessionManager } from '../daemon/session-manager.js';
 import { WaError, ExitCode } from '../errors.js';
-import { baileysSocketFactory, createLogger, loadBaileys } from '../session/baileys.js';
+import { createLogger, loadBaileys } from '../session/baileys.js';
 import { newOwner } from '../session/lease.js';
 import { sessionView } from '../session/session-view.js';
 import { databaseFilesystem } from '../store/filesystem.js';
@@ -68,29 +67,21 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
     const metrics = new Metrics(() => ctx.processLog.rejections);
     metrics.monitorEventLoop();
     const owner = newOwner('serve', ctx.host, ctx.pid);
-    // serve owns its sessions, so its sockets drain their outboxes (src/session/outbox.ts).
-    const openSocket = baileysSocketFactory(
-      baileys,
-      { ...ctx.config, sendOutbox: true },
-      {
-        onStored: (count) => metrics.messagesReceived(count),
-        onUndecryptable: (count) => metrics.messagesUndecryptable(count),
-        logger,
-      },
-    );
-    const supervisor = new Supervisor({
+    const manager = new SessionManager({
       store,
-      openSocket,
+      baileys,
+      wsUrl: ctx.config.wsUrl,
+      timing: ctx.config.timing,
+      keepDays: ctx.config.keepDays,
       logger,
       baileysLogger,
-      timing: ctx.config.timing,
-      metrics,
-      clock: systemClock,
       owner,
       only: ids,
+      metrics,
       // Leaves a session alone while it is being paired here (called only once the supervisor runs).
-      skip: (id) => pairing.isPairing(id),
+      skip: (id): boolean => pairing.isPairing(id),
     });
+    const { supervisor, openSocket } = manager;
     const pairing = new Pairings({
       store,
       openSocket,
@@ -177,8 +168,7 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
       { owner: owner.ownerId, db: store.location, http: http?.url, sessions: ids.length > 0 ? ids : 'all paired' },
       'wa serve started',
     );
-    const retention = startRetention(store, ctx.config.keepDays, logger);
-    await supervisor.start();
+    await manager.start();
     await new Promise<void>((resolve) => {
       if (ctx.signal.aborted) return resolve();
       ctx.signal.addEventListener('abort', () => resolve(), { once: true });
@@ -187,13 +177,8 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
     const started = Date.now();
     const deadlineAt = systemClock.monotonic() + SHUTDOWN_DEADLINE_MS;
     closeBy = deadlineAt + STORE_CLOSE_GRACE_MS;
-    const drained = async (): Promise<void> => {
-      await Promise.all([pairing.stop(), supervisor.stop()]);
-      // Messages flushed by sockets WhatsApp closed are stored before the store closes.
-      await openSocket.settle(SHUTDOWN_DEADLINE_MS);
-      await retention.stop();
-    };
-    if (!(await settleBy(drained(), deadlineAt)))
+    // Messages flushed by sockets WhatsApp closed are stored before the store closes.
+    if (!(await settleBy(manager.stop([pairing.stop()], SHUTDOWN_DEADLINE_MS), deadlineAt)))
       logger.warn(
         { ms: Date.now() - started },
         'the database did not answer in time; stopping without waiting (leases expire on their own)',

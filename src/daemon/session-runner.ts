@@ -91,6 +91,11 @@ export class SessionRunner {
     this.id = deps.id;
   }
 
+  /** The Baileys socket while the connection is open (the library's escape hatch, recipient checks); else undefined. */
+  liveSocket(): SessionSocket['baileys'] {
+    return this.connection === 'open' ? this.socket?.baileys : undefined;
+  }
+
   start(): void {
     this.done = this.loop().catch(async (error: unknown) => {
       this.deps.logger.error({ err: error }, 'session runner failed');

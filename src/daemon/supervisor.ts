@@ -1,3 +1,4 @@
+import type { SessionSocket } from '../session/connection.js';
 import type { Disconnect } from '../session/disconnect.js';
 import type { LeaseOwner } from '../session/lease.js';
 import { displayHost } from '../session/session-view.js';
@@ -94,6 +95,11 @@ export class Supervisor {
   /** Sessions this process owns right now, with their live connection state. */
   owned(): Array<{ id: string; connection: SessionRunner['connection'] }> {
     return [...this.runners.values()].map((r) => ({ id: r.id, connection: r.connection }));
+  }
+
+  /** The open Baileys socket of a session this process owns, or undefined (not ours, or not connected). */
+  socket(id: string): SessionSocket['baileys'] {
+    return this.runners.get(id)?.liveSocket();
   }
 
   async start(): Promise<void> {

@@ -1,0 +1,83 @@
+/**
+ * Reading the event log (README "Receiving messages"): `wa listen`, `GET /events` and the library's
+ * `events()` all read stored events oldest first after a cursor (exclusive), page by page, and with
+ * `follow` keep going as new ones are stored. The log is in the database, so a reader works beside any
+ * owner on any host; waiting is a poll of `lastCursor()` (on SQLite one b-tree lookup), and events are
+ * read only when it moved.
+ */
+import type { ReadEventsOptions, SessionStore, StoredEvent } from '../store/types.js';
+import { abortableSleep } from './message-wait.js';
+
+/** How often a follower looks for new events. */
+export const FOLLOW_POLL_MS = 300;
+/** Events read per query, so a long log is streamed rather than loaded whole. */
+export const EVENT_PAGE = 500;
+
+export interface EventFeedOptions {
+  /** Only events after this cursor (exclusive); without it, from the oldest kept event. */
+  since?: string | undefined;
+  /** Only these sessions; all when absent or empty. */
+  sessions?: readonly string[] | undefined;
+  /** Keep waiting for new events after the stored ones (until `signal` fires). */
+  follow?: boolean | undefined;
+  signal?: AbortSignal | undefined;
+  pollMs?: number | undefined;
+  pageSize?: number | undefined;
+}
+
+/** The events after `since`, oldest first; with `follow`, then every new one as it is stored, until `signal`. */
+export async function* eventFeed(store: SessionStore, options: EventFeedOptions = {}): AsyncGenerator<StoredEvent> {
+  const signal = options.signal ?? new AbortController().signal;
+  const page = options.pageSize ?? EVENT_PAGE;
+  let cursor = options.since;
+  // Read before the stored events are drained: an event stored meanwhile moves it, so it is not missed.
+  let seen = options.follow ? await store.lastCursor() : undefined;
+  for (;;) {
+    for (;;) {
+      const events = await store.readEvents({ since: cursor, sessions: options.sessions, limit: page });
+      for (const event of events) {
+        if (signal.aborted) return;
+        cursor = event.cursor;
+        yield event;
+      }
+      if (events.length < page) break;
+    }
+    if (!options.follow) return;
+    for (;;) {
+      if (signal.aborted) return;
+      await abortableSleep(options.pollMs ?? FOLLOW_POLL_MS, signal);
+      if (signal.aborted) return;
+      const last = await store.lastCursor();
+      if (last !== seen) {
+        seen = last;
+        break;
+      }
+    }
+  }
+}
+
+/**
+ * Waits up to `waitMs` for events after `since` (`GET /events?wait=`): returns the stored ones at once when
+ * there are any, otherwise the first that arrive, or none when the time is up or `signal` fires.
+ */
+export async function pollEvents(
+  store: SessionStore,
+  options: ReadEventsOptions & { waitMs: number; signal?: AbortSignal | undefined; pollMs?: number | undefined },
+): Promise<StoredEvent[]> {
+  const read = { since: options.since, sessions: options.sessions, limit: options.limit };
+  let seen = await store.lastCursor();
+  let events = await store.readEvents(read);
+  if (events.length > 0 || options.waitMs <= 0) return events;
+  const deadline = AbortSignal.timeout(options.waitMs);
+  const signal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
+  while (!signal.aborted) {
+    await abortableSleep(options.pollMs ?? FOLLOW_POLL_MS, signal);
+    if (signal.aborted) break;
+    const last = await store.lastCursor();
+    if (last === seen) continue;
+    seen = last;
+    events = await store.readEvents(read);
+    if (events.length > 0) return events;
+  }
+  return [];
+}
