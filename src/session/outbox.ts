@@ -23,7 +23,11 @@ import type { BaileysEventMap, proto, WASocket } from '@whiskeysockets/baileys';
 import type { Logger } from 'pino';
 import type { OutgoingMessage, SessionStore } from '../store/types.js';
 
-/** How often an idle sender looks for new messages: a cheap indexed read (claimNextMessage reads before it locks). */
+/**
+ * How often an idle sender looks for new messages: a cheap indexed read (claimNextMessage reads before it
+ * locks). A message queued through the store's change hints (PostgreSQL LISTEN/NOTIFY from any host, or a
+ * write in this process) wakes it at once.
+ */
 export const OUTBOX_POLL_MS = 200;
 /** A write with no ack for this long is ambiguous: left `unknown`, and this socket stops sending (it looks dead). */
 const ACK_TIMEOUT_MS = 30_000;
@@ -89,6 +93,8 @@ export class OutboxSender {
   private loopDone: Promise<void> = Promise.resolve();
   /** Status writes from receipts, chained so close() can wait for them. */
   private writes: Promise<unknown> = Promise.resolve();
+  /** Stops the store's change hints: a message queued for this session wakes an idle loop at once. */
+  private readonly unwatch: () => void;
 
   private readonly sock: WASocket;
   private readonly store: SessionStore;
@@ -119,11 +125,15 @@ export class OutboxSender {
       if (update.connection === 'close') this.stop();
     });
     sock.ev.on('messages.update', (updates) => this.onUpdates(updates));
+    this.unwatch = store.watchChanges((change) => {
+      if (change.kind === 'outbox' && change.session === session) this.wake?.();
+    });
   }
 
   /** Stops sending: a message waiting for its ack becomes `unknown`. */
   stop(): void {
     this.open = false;
+    this.unwatch();
     for (const waiter of this.waiters.values()) waiter({ kind: 'closed' });
     this.wake?.();
   }

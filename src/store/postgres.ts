@@ -42,6 +42,8 @@ import type {
 import { leaseLostError } from './fence.js';
 import { redactDbUrl } from '../db-url.js';
 import { toSessionRecord, type SessionRow } from './session-row.js';
+import type { ChangeListener } from './changes.js';
+import { EVENTS_CHANNEL, NOTIFY_SQL, OUTBOX_CHANNEL, PgNotifications } from './pg-notifications.js';
 
 /** The schema version this code writes; kept in wa_meta under 'schema_version'. */
 export const POSTGRES_SCHEMA_VERSION = 4;
@@ -223,12 +225,14 @@ export class PostgresStore implements SessionStore {
   readonly location: string;
   readonly pool: pg.Pool;
   private readonly ownsPool: boolean;
+  private readonly notifications: PgNotifications;
   #skippedIds: readonly string[] = [];
 
   private constructor(pool: pg.Pool, location: string, ownsPool: boolean) {
     this.pool = pool;
     this.location = location;
     this.ownsPool = ownsPool;
+    this.notifications = new PgNotifications(pool.options);
   }
 
   /** Connects (a pool), creates or migrates the schema, and returns the store. `target` is a URL or a pg.Pool. */
@@ -765,6 +769,7 @@ export class PostgresStore implements SessionStore {
         );
         stored++;
       }
+      if (stored > 0) await notifyEvents(client, session);
       return stored;
     });
   }
@@ -788,6 +793,7 @@ export class PostgresStore implements SessionStore {
           `INSERT INTO wa_events (session_id, at, type, chat, sender, message_id) VALUES ($1, $2, 'undecryptable', $3, $4, $5)`,
           [session, at, event.chat, event.from, event.id],
         );
+        await notifyEvents(client, session);
         return true;
       }
       await client.query(`INSERT INTO wa_events (session_id, at, type, data) VALUES ($1, $2, $3, $4)`, [
@@ -796,6 +802,7 @@ export class PostgresStore implements SessionStore {
         event.type,
         eventData(event),
       ]);
+      await notifyEvents(client, session);
       return true;
     });
   }
@@ -854,6 +861,7 @@ export class PostgresStore implements SessionStore {
         [session, input.id, input.to, input.text, key, at],
       );
       await insertStatusEvent(client, session, input.to, input.id, 'queued', null, at);
+      await client.query(NOTIFY_SQL, [OUTBOX_CHANNEL, session]);
       return { message: toOutgoing(inserted.rows[0]!), created: true };
     });
   }
@@ -958,7 +966,12 @@ export class PostgresStore implements SessionStore {
     return undefined;
   }
 
+  watchChanges(listener: ChangeListener): () => void {
+    return this.notifications.watch(listener);
+  }
+
   async close(): Promise<void> {
+    await this.notifications.close();
     if (this.ownsPool) await this.pool.end().catch(() => undefined);
   }
 }
@@ -995,6 +1008,12 @@ async function insertStatusEvent(
     `INSERT INTO wa_events (session_id, at, type, chat, message_id, data) VALUES ($1, $2, 'status', $3, $4, $5)`,
     [session, at, to, id, statusData(status, code)],
   );
+  await notifyEvents(client, session);
+}
+
+/** A hint for readers of the log (src/store/pg-notifications.ts), delivered when the transaction commits. */
+async function notifyEvents(client: pg.PoolClient, session: string): Promise<void> {
+  await client.query(NOTIFY_SQL, [EVENTS_CHANNEL, session]);
 }
 
 /** Under the append lock: sets the status and appends its event when the move is forward; undefined when not. */
@@ -1035,6 +1054,7 @@ async function noteStateChange(client: pg.PoolClient, id: string, before: string
     new Date().toISOString(),
     JSON.stringify({ state: after }),
   ]);
+  await notifyEvents(client, id);
 }
 
 /** Paired/unpaired from a creds write; stop states (logged_out, replaced) stay until a connect or logout. */

@@ -19,6 +19,7 @@ import {
 import { messageDataKey } from './message-rows.js';
 import { outboxDataKey } from './outbox-rows.js';
 import type {
+  ChangeListener,
   CredsSummary,
   EnqueueResult,
   OutboxCounts,
@@ -407,6 +408,10 @@ export class SealedStore implements SessionStore {
 
   raw(): SessionStore {
     return this.inner.raw();
+  }
+
+  watchChanges(listener: ChangeListener): () => void {
+    return this.inner.watchChanges(listener);
   }
 
   close(): Promise<void> {

@@ -40,6 +40,7 @@ import type {
   ValueChange,
   WriteOptions,
 } from './types.js';
+import { ChangeListeners, type ChangeListener, type StoreChange } from './changes.js';
 import { leaseLostError } from './fence.js';
 
 /** The schema version this code writes; a database with a higher `user_version` is refused. */
@@ -281,6 +282,8 @@ export class SqliteStore implements SessionStore {
   private readonly ownsDb: boolean;
   private readonly readonly: boolean;
   private readonly stmts: Statements;
+  /** Watchers of this store object's writes (SessionStore.watchChanges): other processes are seen by polling. */
+  private readonly changes = new ChangeListeners();
   #skippedIds: readonly string[] = [];
 
   /**
@@ -368,6 +371,16 @@ export class SqliteStore implements SessionStore {
    * the event loop keeps running, until BUSY_PATIENCE_MS have passed. Retrying is safe: a busy statement
    * or BEGIN IMMEDIATE applied nothing, and a failed transaction was rolled back whole.
    */
+  /** Tells this store's watchers (watchChanges) about a committed change, when `did`; returns `value`. */
+  private changed<T>(kind: StoreChange['kind'], session: string, did: boolean, value: T): T {
+    if (did && this.changes.size > 0) this.changes.emit({ kind, session });
+    return value;
+  }
+
+  watchChanges(listener: ChangeListener): () => void {
+    return this.changes.add(listener);
+  }
+
   private async run<T>(fn: () => T): Promise<T> {
     const started = Date.now();
     for (let attempt = 0; ; attempt++) {
@@ -709,7 +722,9 @@ export class SqliteStore implements SessionStore {
 
   storeIncoming(session: string, messages: readonly IncomingMessage[], options: { replay: boolean }): Promise<number> {
     if (messages.length === 0) return Promise.resolve(0);
-    return this.run(() => this.stmts.storeIncomingTx.immediate(session, messages, options.replay, now()));
+    return this.run(() => this.stmts.storeIncomingTx.immediate(session, messages, options.replay, now())).then(
+      (stored) => this.changed('events', session, stored > 0, stored),
+    );
   }
 
   appendEvent(session: string, event: EventInput): Promise<boolean> {
@@ -728,7 +743,7 @@ export class SqliteStore implements SessionStore {
           return true;
         })
         .immediate(),
-    );
+    ).then((appended) => this.changed('events', session, appended, appended));
   }
 
   readEvents(options: ReadEventsOptions = {}): Promise<StoredEvent[]> {
@@ -812,7 +827,10 @@ export class SqliteStore implements SessionStore {
           return { message: this.outgoing(session, input.id)!, created: true };
         })
         .immediate(),
-    );
+    ).then((result) => {
+      if (result.created) this.changed('outbox', session, true, undefined);
+      return this.changed('events', session, result.created, result);
+    });
   }
 
   claimNextMessage(session: string, options: WriteOptions = {}): Promise<OutgoingMessage | undefined> {
@@ -838,7 +856,7 @@ export class SqliteStore implements SessionStore {
           return this.outgoing(session, next.id);
         })
         .immediate();
-    });
+    }).then((message) => this.changed('events', session, message !== undefined, message));
   }
 
   markMessage(
@@ -855,7 +873,7 @@ export class SqliteStore implements SessionStore {
           return this.move(message, status, code, now()) ? this.outgoing(session, id) : message;
         })
         .immediate(),
-    );
+    ).then((message) => this.changed('events', session, message !== undefined, message));
   }
 
   abandonInFlight(session: string, options: WriteOptions = {}): Promise<number> {
@@ -870,7 +888,7 @@ export class SqliteStore implements SessionStore {
           return rows.filter((row) => this.move(toOutgoing(row), 'unknown', null, at)).length;
         })
         .immediate(),
-    );
+    ).then((moved) => this.changed('events', session, moved > 0, moved));
   }
 
   cancelMessage(session: string, id: string): Promise<OutgoingMessage | undefined> {

@@ -3,6 +3,9 @@
  * deals in. Values are opaque text here: serialization belongs to src/auth/, so a backend only has
  * to store strings transactionally. test/contract/session-store.ts is the one suite every backend passes.
  */
+import type { ChangeListener } from './changes.js';
+
+export type { ChangeListener, StoreChange } from './changes.js';
 
 export type SessionState = 'unpaired' | 'paired' | 'logged_out' | 'replaced';
 export type ConnectionState = 'open' | 'connecting' | 'closed';
@@ -359,6 +362,15 @@ export interface SessionStore {
   outboxCounts(): Promise<Map<string, OutboxCounts>>;
   /** Outgoing messages by state, for /metrics. */
   outboxTotals(): Promise<Map<OutgoingStatus, number>>;
+
+  /**
+   * Hints that a message was queued (`outbox`) or events appended (`events`) for a session, so readers of
+   * the outbox and the log wake at once instead of at their next poll. PostgreSQL: LISTEN/NOTIFY, so writes
+   * by any process on any host (src/store/pg-notifications.ts); SQLite: writes made through this store
+   * object only (other processes are seen by polling). A hint, not a guarantee: readers still poll.
+   * Returns the function that stops listening.
+   */
+  watchChanges(listener: ChangeListener): () => void;
 
   /**
    * A warning when the stored data is readable by other users (SQLite: the database file, its -wal/-shm

@@ -1,6 +1,7 @@
 /** The contract on PostgreSQL, in clear and through SealedStore (see sqlite.test.ts for what changes and why). */
 import pg from 'pg';
-import { describe } from 'vitest';
+import { describe, it } from 'vitest';
+import { until } from '../helpers/until.js';
 import { PostgresStore } from '../../src/store/postgres.js';
 import { SealedStore } from '../../src/store/sealed.js';
 import type { SessionStore } from '../../src/store/types.js';
@@ -65,5 +66,26 @@ const harness = (sealed: boolean) => async (): Promise<StoreHarness> => {
 
 describe.skipIf(!pgUrl)('postgres', () => {
   describeSessionStore('postgres', harness(false));
+  it('hints a message queued by another process to a watcher on this one (LISTEN/NOTIFY)', async () => {
+    const { url, drop } = await freshSchema();
+    const watcher = await PostgresStore.open(url);
+    const writer = await PostgresStore.open(url);
+    try {
+      const seen: string[] = [];
+      watcher.watchChanges((change) => seen.push(`${change.kind}:${change.session}`));
+      await until(async () => {
+        await writer.enqueueMessage('far', {
+          id: `m${seen.length}-${Date.now()}`,
+          to: '15550001111@s.whatsapp.net',
+          text: 'hi',
+        });
+        return seen.includes('outbox:far') && seen.includes('events:far');
+      }, 'the hints of a message queued through another pool');
+    } finally {
+      await watcher.close();
+      await writer.close();
+      await drop();
+    }
+  });
   describeSessionStore('postgres sealed', harness(true), { opaqueValues: true });
 });

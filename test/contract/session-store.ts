@@ -4,6 +4,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { IncomingMessage, OutgoingInput, SessionStore, StoredEvent } from '../../src/store/types.js';
+import { until } from '../helpers/until.js';
 
 /** Secret and a cheap scrypt for the sealed runs: the contract opens dozens of databases. */
 export const SEALING = { secret: 'contract secret', cost: { N: 2 ** 10, r: 8, p: 1 } };
@@ -680,6 +681,28 @@ export function describeSessionStore(
       (await store.readEvents()).flatMap((e) =>
         e.type === 'status' ? [`${e.id}:${e.status}${e.code ? `:${e.code}` : ''}`] : [],
       );
+
+    it('hints its watchers when a message is queued and when events are appended, until they stop watching', async () => {
+      const seen: string[] = [];
+      const stop = store.watchChanges((change) => {
+        if (change.session === 'hinted') seen.push(change.kind);
+      });
+      // PostgreSQL's hints come back through a listening connection of their own: give it time to listen.
+      await until(async () => {
+        await store.appendEvent('hinted', { type: 'state', state: 'paired' });
+        return seen.includes('events');
+      }, 'a hint for an appended event');
+      await store.enqueueMessage('hinted', outgoing('h1'));
+      await until(() => seen.includes('outbox'), 'a hint for a queued message');
+      seen.length = 0;
+      await store.storeIncoming('hinted', [message('h2')], { replay: false });
+      await until(() => seen.includes('events'), 'a hint for a stored message');
+      stop();
+      seen.length = 0;
+      await store.enqueueMessage('hinted', outgoing('h3'));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(seen).toEqual([]);
+    });
 
     it('queues outgoing messages and sends them one at a time, in the order they were accepted', async () => {
       const first = await store.enqueueMessage('s', outgoing('o1'));
