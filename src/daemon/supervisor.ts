@@ -34,6 +34,8 @@ export interface Readiness {
  * second, not every discovery round, takes each within about a second of its release.
  */
 export const WAITING_POLL_MS = 1000;
+/** Up to this many waited-for sessions are read one by one each poll; more, and a discovery round lists them all. */
+const WAITING_READ_LIMIT = 16;
 
 /** A paired session this process may own but another live process holds: waited for, not fought over. */
 export interface WaitingSession {
@@ -108,9 +110,7 @@ export class Supervisor {
     this.timers.push(
       clock.every(timing.discoveryMs, () => void this.discover()),
       clock.every(timing.leaseRenewMs, () => void this.renew()),
-      clock.every(WAITING_POLL_MS, () => {
-        if (this.waitingFor.size > 0) void this.discover();
-      }),
+      clock.every(WAITING_POLL_MS, () => void this.lookAtWaiting()),
     );
   }
 
@@ -118,6 +118,25 @@ export class Supervisor {
   pickUp(): void {
     // A round already under way may have listed the sessions before this one was paired: one more after it.
     void this.discover().then(() => this.discover());
+  }
+
+  /**
+   * Every WAITING_POLL_MS while sessions are held elsewhere: reads those sessions alone (a few indexed
+   * reads, not the whole registry, which may hold thousands), notes a new holder, and runs a discovery
+   * round once one of them is free. Past a handful, one listing is cheaper than many reads, so discovery looks itself.
+   */
+  private async lookAtWaiting(): Promise<void> {
+    if (this.waitingFor.size === 0 || this.stopping || this.discovery) return;
+    if (this.waitingFor.size > WAITING_READ_LIMIT) return this.discover();
+    try {
+      const read = await Promise.all([...this.waitingFor.keys()].map((id) => this.deps.store.getSession(id)));
+      const sessions = read.filter((s): s is SessionRecord => s !== undefined);
+      if (this.discovery || this.stopping) return; // a round that started meanwhile has the newer view
+      this.noteWaiting(sessions); // a new holder is logged; a session gone is forgotten
+      if (sessions.some((s) => this.eligible(s))) await this.discover();
+    } catch {
+      await this.discover(); // the round logs what failed
+    }
   }
 
   /** Whether this process may serve the session at all (`wa serve [id…]` limits it). */

@@ -1,5 +1,5 @@
 import pino from 'pino';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Supervisor, WAITING_POLL_MS } from '../../src/daemon/supervisor.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
 import { ManualClock } from '../helpers/manual-clock.js';
@@ -147,6 +147,17 @@ describe('Supervisor during an overlapping deploy (another live owner holds the 
     }
     const readiness = supervisor.readiness();
     expect(readiness).toMatchObject({ ready: true, waiting: ['a', 'b'], untaken: [], owned: 0 });
+  });
+
+  it('reads only the waited-for sessions each second, not the whole registry (which lists only per discovery round)', async () => {
+    const listSessions = vi.spyOn(store, 'listSessions');
+    const getSession = vi.spyOn(store, 'getSession');
+    await clock.advance(timing.discoveryMs + 100); // past a round
+    listSessions.mockClear();
+    getSession.mockClear();
+    await clock.advance(WAITING_POLL_MS * 3); // three polls, no discovery round
+    expect(listSessions).not.toHaveBeenCalled();
+    expect(getSession.mock.calls.map(([id]) => id).sort()).toEqual(['a', 'a', 'a', 'b', 'b', 'b']);
   });
 
   it('takes each session within a second of its release (the 1 s poll, not the 5 s discovery round)', async () => {
