@@ -38,7 +38,7 @@ export interface StartSessionsOptions {
   sessions?: readonly string[] | undefined;
   /** The database's `WA_SECRET` (README "Encryption at rest"); an empty string counts as none, as in the CLI. */
   secret?: string | undefined;
-  /** The WhatsApp endpoint (`WA_WS_URL`): a ws:// or wss:// URL; Baileys' default when absent. */
+  /** The WhatsApp endpoint (`WA_WS_URL`): a ws:// or wss:// URL; Baileys' default when absent or empty. */
   wsUrl?: string | undefined;
   /**
    * A pino logger (or anything with pino's interface) for wa's own lines; Baileys gets a child of it at
@@ -150,6 +150,7 @@ const STORE_CLOSE_GRACE_MS = 1_000;
 export async function startSessions(options: StartSessionsOptions): Promise<WaSessions> {
   const settings = checkOptions(options);
   const store = await openStore({ db: settings.db, secret: settings.secret }, 'write');
+  let manager: SessionManager | undefined;
   try {
     const { unlockValues } = await import('../store/sealed.js');
     await unlockValues(store); // a missing or wrong secret fails now, before any lease is taken
@@ -176,8 +177,10 @@ export async function startSessions(options: StartSessionsOptions): Promise<WaSe
       baileysModule.loadBaileys(),
     ]);
     // The same host identity as the CLI's (bin/wa.js passes hostname() and the pid): `wa status` shows
-    // this process as the owner, and a bot killed with SIGKILL is recognized as gone on this host.
+    // this process as the owner, and `wa connect`/`wa send` on this host know the lease of a bot killed
+    // with SIGKILL for stale at once (holderIsGone in src/session/lease.ts).
     const owner = newOwner('library', hostname(), process.pid);
+    // What serve passes too, minus pairing; webhooks, once the daemon has them, are passed on from here.
     const managerOptions = {
       store,
       baileys,
@@ -189,11 +192,13 @@ export async function startSessions(options: StartSessionsOptions): Promise<WaSe
       owner,
       only: settings.sessions,
     };
-    const manager = new SessionManager(managerOptions);
+    manager = new SessionManager(managerOptions);
     await manager.start();
     logger.info({ owner: owner.ownerId, db: store.location, sessions: settings.sessions }, 'wa sessions started');
     return new RunningSessions(store, manager, owner, settings.sessions, logger);
   } catch (error) {
+    // Nothing left behind by a start that failed: no retention timer, no lease, no open database.
+    await manager?.stop([], STOP_DEADLINE_MS).catch(() => undefined);
     await store.close().catch(() => undefined);
     throw error;
   }
@@ -218,11 +223,16 @@ function checkOptions(options: StartSessionsOptions): Settings {
     throw usageError('E_CONFIG', 'startSessions: `db` must be a SQLite file path or a postgres:// URL');
   }
   checkDb(db);
-  if (options.wsUrl !== undefined) checkWsUrl(options.wsUrl);
+  // An empty wsUrl or secret (an environment variable set to nothing) counts as none, as in the CLI.
+  const wsUrl = options.wsUrl === '' ? undefined : options.wsUrl;
+  if (wsUrl !== undefined) checkWsUrl(wsUrl);
   if (options.secret !== undefined && typeof options.secret !== 'string') {
     throw usageError('E_CONFIG', 'startSessions: `secret` must be a string');
   }
-  const sessions = [...new Set(options.sessions ?? [])].map((id) => assertSessionId(id));
+  if (options.sessions !== undefined && !Array.isArray(options.sessions)) {
+    throw usageError('E_CONFIG', 'startSessions: `sessions` must be an array of session ids');
+  }
+  const sessions = [...new Set<string>(options.sessions ?? [])].map((id) => assertSessionId(id));
   const keepDays = options.keepDays ?? DEFAULT_KEEP_DAYS;
   if (typeof keepDays !== 'number' || !(keepDays > 0 && keepDays <= MAX_KEEP_DAYS)) {
     throw usageError(
@@ -233,7 +243,7 @@ function checkOptions(options: StartSessionsOptions): Settings {
   return {
     db,
     secret: options.secret === '' ? undefined : options.secret,
-    wsUrl: options.wsUrl,
+    wsUrl,
     sessions,
     keepDays,
     timing: timingWith(options.timing ?? {}),

@@ -46,6 +46,7 @@ describe('startSessions() options', () => {
     ],
     ['keepDays of 0', (db) => ({ db, keepDays: 0 }), 'E_CONFIG', /keepDays/],
     ['an invalid session id', (db) => ({ db, sessions: ['no spaces'] }), 'E_SESSION_ID', /invalid session id/],
+    ['sessions that are not an array', (db) => ({ db, sessions: 'bot' as never }), 'E_CONFIG', /must be an array/],
   ])('refuses %s with a usage error, before the database is created', async (_, make, code, message) => {
     const db = join(dir.path, 'wa.db');
     const error = await startSessions({ logger: silent, ...make(db) } as StartSessionsOptions).catch((e: unknown) => e);
@@ -65,6 +66,29 @@ describe('startSessions() options', () => {
     });
     expect((await store.getSession('bot'))?.lease).toBeNull();
     await store.close();
+  });
+});
+
+describe('startSessions() on an encrypted database', () => {
+  it('refuses a missing or wrong secret (exit 5) before any lease is taken, and opens with the right one', async () => {
+    const dir = await tempDir();
+    try {
+      const db = join(dir.path, 'wa.db');
+      const sealed = await startSessions({ db, secret: 'the right one', logger: silent });
+      await sealed.close();
+      for (const secret of [undefined, '', 'a wrong one']) {
+        await expect(startSessions({ db, secret, logger: silent })).rejects.toMatchObject({
+          name: 'WaError',
+          exitCode: 5,
+          code: secret ? 'E_WRONG_SECRET' : 'E_SECRET_REQUIRED',
+        });
+      }
+      const again = await startSessions({ db, secret: 'the right one', wsUrl: '', logger: silent });
+      expect((await again.status()).sessions).toEqual([]);
+      await again.close();
+    } finally {
+      await dir.remove();
+    }
   });
 });
 
