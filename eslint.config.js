@@ -41,6 +41,9 @@ export default tseslint.config(
       'src/commands/add.ts',
       'src/commands/rm.ts',
       'src/store/**/*.ts',
+      // The library entry: `import 'wa'` for useSqliteAuthState loads no Baileys until a socket opens.
+      'src/index.ts',
+      'src/library/**/*.ts',
     ],
     rules: {
       '@typescript-eslint/no-restricted-imports': [

@@ -86,8 +86,31 @@ export function parseTiming(spec: string | undefined): Timing {
     }
     timing[key as keyof Timing] = value;
   }
+  return checkTiming(timing, 'WA_TIMING');
+}
+
+/**
+ * The library's `timing` option (src/library/start-sessions.ts): the defaults with these overrides, held to
+ * the same rules as WA_TIMING. `name` is how errors call the setting.
+ */
+export function timingWith(overrides: Readonly<Partial<Record<string, unknown>>>, name = 'timing'): Timing {
+  const timing = { ...DEFAULT_TIMING };
+  for (const [key, value] of Object.entries(overrides)) {
+    if (value === undefined) continue;
+    if (!(key in timing) || typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+      throw usageError(
+        'E_CONFIG',
+        `invalid ${name}.${key} ${JSON.stringify(value)}: use positive milliseconds with keys ${Object.keys(timing).join(', ')}`,
+      );
+    }
+    timing[key as keyof Timing] = value;
+  }
+  return checkTiming(timing, name);
+}
+
+function checkTiming(timing: Timing, name: string): Timing {
   const inconsistent = (why: string): never => {
-    throw usageError('E_CONFIG', `invalid WA_TIMING: ${why}`);
+    throw usageError('E_CONFIG', `invalid ${name}: ${why}`);
   };
   // A lease renewed no sooner than it expires is lost between renewals; the others are as plainly wrong.
   if (timing.leaseRenewMs >= timing.leaseTtlMs) inconsistent('leaseRenewMs must be less than leaseTtlMs');
@@ -110,7 +133,7 @@ export const DEFAULT_DB = './data/wa.db';
  * A URL other than postgres(ql):// is refused rather than taken as a SQLite path (which would create
  * directories named after it), and a PostgreSQL URL must parse. Messages show the URL redacted.
  */
-function checkDb(db: string): void {
+export function checkDb(db: string): void {
   if (isPostgresUrl(db)) {
     const problem = postgresUrlProblem(db);
     if (problem) {
@@ -141,9 +164,7 @@ export function resolveConfig(flags: GlobalFlags, env: Readonly<Record<string, s
   checkDb(db);
 
   const wsUrl = nonEmpty(flags.wsUrl) ?? nonEmpty(env.WA_WS_URL);
-  if (wsUrl !== undefined && !/^wss?:\/\/[^\s]+$/i.test(wsUrl)) {
-    throw usageError('E_CONFIG', `invalid WhatsApp endpoint ${JSON.stringify(wsUrl)}: expected a ws:// or wss:// URL`);
-  }
+  if (wsUrl !== undefined) checkWsUrl(wsUrl);
 
   const level = nonEmpty(flags.logLevel) ?? nonEmpty(env.WA_LOG_LEVEL);
   if (level !== undefined && !(LOG_LEVELS as readonly string[]).includes(level)) {
@@ -169,13 +190,22 @@ export function resolveConfig(flags: GlobalFlags, env: Readonly<Record<string, s
   };
 }
 
+/** A WhatsApp endpoint (`--ws-url`, WA_WS_URL, the library's `wsUrl`) is a ws:// or wss:// URL. */
+export function checkWsUrl(wsUrl: string): void {
+  if (!/^wss?:\/\/[^\s]+$/i.test(wsUrl)) {
+    throw usageError('E_CONFIG', `invalid WhatsApp endpoint ${JSON.stringify(wsUrl)}: expected a ws:// or wss:// URL`);
+  }
+}
+
 export const DEFAULT_KEEP_DAYS = 30;
+/** The most WA_KEEP_DAYS (and the library's `keepDays`) may be: 100 years. */
+export const MAX_KEEP_DAYS = 36_500;
 
 /** A plain decimal number of days, more than 0 and at most 100 years (no `1e3`, no `0x10`, no `-1`). */
 function parseKeepDays(value: string | undefined): number {
   if (value === undefined) return DEFAULT_KEEP_DAYS;
   const days = /^\d+(\.\d+)?$/.test(value.trim()) ? Number(value) : NaN;
-  if (!(days > 0 && days <= 36_500)) {
+  if (!(days > 0 && days <= MAX_KEEP_DAYS)) {
     throw usageError(
       'E_CONFIG',
       `invalid WA_KEEP_DAYS ${JSON.stringify(value)}: expected a number of days between 0 and 36500 (default ${DEFAULT_KEEP_DAYS})`,

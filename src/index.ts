@@ -1,5 +1,7 @@
 /**
- * The `wa` library: keep Baileys auth state in the same database the `wa` CLI manages.
+ * The `wa` library (README "Library"): run the daemon's session manager inside your own process with
+ * `startSessions({ db })` — leases, backoff, watchdog, every received message stored, a durable outbox —
+ * or keep Baileys auth state in the same database the `wa` CLI manages:
  *
  * ```ts
  * import makeWASocket from '@whiskeysockets/baileys'
@@ -25,6 +27,22 @@ export { SealedStore, type SealedStoreOptions } from './store/sealed.js';
 export type * from './store/types.js';
 export { WaError, ExitCode } from './errors.js';
 export { BufferJSON } from './store/codec.js';
+export { SendError } from './daemon/message-desk.js';
+export type { Timing } from './config.js';
+export type { WaitingSession } from './daemon/supervisor.js';
+export type { SessionView } from './session/session-view.js';
+export {
+  startSessions,
+  type EventsOptions,
+  type SendOptions,
+  type SentMessage,
+  type SessionStatus,
+  type SessionsStatus,
+  type StartSessionsOptions,
+  type WaEvent,
+  type WaitState,
+  type WaSessions,
+} from './library/start-sessions.js';
 
 export interface SqliteAuthStateOptions {
   /**

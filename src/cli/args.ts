@@ -6,6 +6,7 @@
 import type { HttpAddress } from '../daemon/http.js';
 import { usageError } from '../errors.js';
 import { parsePhone } from '../phone.js';
+import { CURSOR_PATTERN } from '../session/event-feed.js';
 import { assertSessionId } from '../session-id.js';
 
 export const sessionIdArg = (value: string): string => assertSessionId(value);
@@ -48,8 +49,7 @@ export function httpAddressArg(value: string): HttpAddress {
 
 /** `--since <cursor>`: an event cursor as `wa listen --json` prints it (a decimal string). */
 export const cursorArg = (value: string): string => {
-  // The store's cursors are positive 64-bit integers (SQLite rowid, PostgreSQL bigint); '0' means "from the start".
-  if (!/^(0|[1-9]\d{0,18})$/.test(value)) {
+  if (!CURSOR_PATTERN.test(value)) {
     throw usageError(
       'E_USAGE',
       `--since must be an event cursor (a decimal number, like 42), not ${JSON.stringify(value)}`,

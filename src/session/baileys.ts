@@ -41,6 +41,16 @@ const EXPECTED_NOISE = new Set([
 ]);
 
 /**
+ * The level of the logger handed to Baileys: it logs every connect at info, which with many sessions drowns
+ * wa's own lines, so it gets warn unless asked for more (README "The daemon": "Baileys' own lines are kept
+ * at `warn` unless you ask for `debug`"), or for less.
+ */
+export const baileysLevel = (level: string): LogLevel =>
+  level === 'debug' || level === 'trace' || level === 'silent' || level === 'error' || level === 'fatal'
+    ? level
+    : 'warn';
+
+/**
  * A pino logger for Baileys and wa, writing JSON lines to the given stream (the command's stderr, or
  * serve's stdout). Credentials never reach it: wa logs none, and Baileys' fields that can carry secrets
  * are redacted.

@@ -6,12 +6,14 @@
  * read only when it moved. The store's change hints (PostgreSQL LISTEN/NOTIFY, SQLite writes in this
  * process) cut the wait short.
  */
-import type { ReadEventsOptions, SessionStore, StoredEvent } from '../store/types.js';
+import type { MessageEvent, ReadEventsOptions, SessionStore, StoredEvent } from '../store/types.js';
 
 /** How often a follower looks for new events. */
 export const FOLLOW_POLL_MS = 300;
 /** Events read per query, so a long log is streamed rather than loaded whole. */
 export const EVENT_PAGE = 500;
+/** A cursor as events carry it: the store's cursors are positive 64-bit integers (SQLite rowid, PostgreSQL bigint); '0' means "from the start". */
+export const CURSOR_PATTERN = /^(0|[1-9]\d{0,18})$/;
 
 export interface EventFeedOptions {
   /** Only events after this cursor (exclusive); without it, from the oldest kept event. */
@@ -23,6 +25,21 @@ export interface EventFeedOptions {
   signal?: AbortSignal | undefined;
   pollMs?: number | undefined;
   pageSize?: number | undefined;
+}
+
+/**
+ * An event as programs get it (`wa listen --json`, the library's `events()`): a message's `raw` is the
+ * WAMessage as a JSON object, not a string holding JSON. Buffers in it are as BufferJSON wrote them
+ * (`{"type":"Buffer","data":"<base64>"}`), so `BufferJSON.reviver` turns it back into a WAMessage.
+ */
+export type EventJson =
+  | Exclude<StoredEvent, MessageEvent>
+  | (Omit<MessageEvent, 'raw'> & { raw: Record<string, unknown> });
+
+/** The documented shape (see EventJson). */
+export function toJson(event: StoredEvent): EventJson {
+  if (event.type !== 'message') return { ...event };
+  return { ...event, raw: JSON.parse(event.raw) as Record<string, unknown> };
 }
 
 /** The events after `since`, oldest first; with `follow`, then every new one as it is stored, until `signal`. */

@@ -40,8 +40,10 @@ export class WaProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private waiters: Array<() => void> = [];
 
-  constructor(args: readonly string[], env: Record<string, string>) {
-    this.child = spawn(process.execPath, [WA_BIN, ...args], {
+  /** `script` and `cwd`: run another program than bin/wa.js (a bot built with the library, test/e2e/library.test.ts). */
+  constructor(args: readonly string[], env: Record<string, string>, options: { script?: string; cwd?: string } = {}) {
+    this.child = spawn(process.execPath, [options.script ?? WA_BIN, ...args], {
+      cwd: options.cwd,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, NO_COLOR: '1', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

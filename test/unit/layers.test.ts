@@ -11,7 +11,7 @@ const SRC = resolve(dirname(fileURLToPath(import.meta.url)), '../../src');
  * daemon, and the store knows nothing of sessions.
  */
 const LAYERS: Array<[layer: string, matches: (path: string) => boolean]> = [
-  ['edge', (p) => p.startsWith('cli/') || p === 'index.ts'],
+  ['edge', (p) => p.startsWith('cli/') || p.startsWith('library/') || p === 'index.ts'],
   ['commands', (p) => p.startsWith('commands/')],
   ['terminal', (p) => p.startsWith('terminal/')],
   ['daemon', (p) => p.startsWith('daemon/')],
