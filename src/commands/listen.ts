@@ -6,6 +6,7 @@
  * events are only read when it moved; PostgreSQL is polled the same way for now.
  */
 import { usageError } from '../errors.js';
+import { eventJson } from '../store/message-rows.js';
 import type { StoredEvent } from '../store/types.js';
 import { printable } from '../terminal/log-format.js';
 import { requireSession } from './common.js';
@@ -79,11 +80,8 @@ const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
     signal.addEventListener('abort', done, { once: true });
   });
 
-/** The documented shape: a message's raw WAMessage is printed as JSON, not as a string holding JSON. */
-export function toJson(event: StoredEvent): Record<string, unknown> {
-  if (event.type !== 'message') return { ...event };
-  return { ...event, raw: JSON.parse(event.raw) as unknown };
-}
+/** The documented shape (also every webhook's body): see eventJson. */
+export const toJson = eventJson;
 
 /**
  * One line for people: `2026-01-02 03:04:05  bot  ← 15550001111@s.whatsapp.net (Ada)  hello`. Everything

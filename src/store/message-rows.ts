@@ -15,6 +15,15 @@
  */
 import type { IncomingMessage, MessageKind, OutgoingStatus, SessionState, StoredEvent } from './types.js';
 
+/**
+ * An event as `wa listen --json` prints it and a webhook posts it (README "Receiving messages", "Webhooks"):
+ * the stored fields as they are, and a message's raw WAMessage as JSON, not as a string holding JSON.
+ */
+export function eventJson(event: StoredEvent): Record<string, unknown> {
+  if (event.type !== 'message') return { ...event };
+  return { ...event, raw: JSON.parse(event.raw) as unknown };
+}
+
 /** The data key under which a message's `text` or `raw` is sealed (the AAD binds it to this very row). */
 export const messageDataKey = (field: 'text' | 'raw', chat: string, from: string, id: string): string =>
   `message:${field}:${JSON.stringify([chat, from, id])}`;
