@@ -6,6 +6,7 @@ import { Metrics } from '../daemon/metrics.js';
 import { startRetention } from '../daemon/retention.js';
 import { Pairings } from '../daemon/pairing.js';
 import { Supervisor } from '../daemon/supervisor.js';
+import { WebhookDispatcher } from '../daemon/webhooks.js';
 import { WaError, ExitCode } from '../errors.js';
 import { baileysSocketFactory, createLogger, loadBaileys } from '../session/baileys.js';
 import { newOwner } from '../session/lease.js';
@@ -78,6 +79,11 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
         logger,
       },
     );
+    // Webhooks (README "Webhooks"): each session's runner posts its events while this process holds its lease.
+    const { webhook, timing } = ctx.config;
+    const webhooks =
+      webhook && new WebhookDispatcher({ store, config: webhook, timing, logger, clock: systemClock, metrics });
+
     const supervisor = new Supervisor({
       store,
       openSocket,
@@ -86,6 +92,7 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
       timing: ctx.config.timing,
       metrics,
       clock: systemClock,
+      webhooks,
       owner,
       only: ids,
       // Leaves a session alone while it is being paired here (called only once the supervisor runs).
@@ -127,7 +134,7 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
               );
               return { db: store.location, sessions: views, waiting: supervisor.waiting() };
             },
-            metrics: async () => metrics.render(await sessionViews(), await outboxTotals()),
+            metrics: async () => metrics.render(await sessionViews(), await outboxTotals(), await webhooks?.stats()),
             api: {
               create: async (id, label) => sessionView(await store.createSession(id, label)),
               remove: async (id, force) => {
@@ -189,6 +196,7 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
     closeBy = deadlineAt + STORE_CLOSE_GRACE_MS;
     const drained = async (): Promise<void> => {
       await Promise.all([pairing.stop(), supervisor.stop()]);
+      await webhooks?.close();
       // Messages flushed by sockets WhatsApp closed are stored before the store closes.
       await openSocket.settle(SHUTDOWN_DEADLINE_MS);
       await retention.stop();
