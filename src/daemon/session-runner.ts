@@ -123,9 +123,13 @@ export class SessionRunner {
     this.deps.onStopped(this.id, disconnect);
   }
 
-  /** Stops the webhook worker once, whoever asks first (stop(), a self-stop, the loop's end). */
+  /**
+   * Stops the webhook worker: once for a plain stop, whoever asks first (stop(), the loop's end). A plain
+   * stop during a self-stop's drain goes through to the worker, which cuts the drain short (shutdown).
+   */
   private stopDeliveries(options?: { drainMs?: number }): Promise<void> {
-    this.deliveriesStopped ??= this.deliveries?.stop(options) ?? Promise.resolve();
+    if (options?.drainMs !== undefined) return this.deliveries?.stop(options) ?? Promise.resolve();
+    this.deliveriesStopped ??= this.deliveries?.stop() ?? Promise.resolve();
     return this.deliveriesStopped;
   }
 

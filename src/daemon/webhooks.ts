@@ -190,8 +190,8 @@ class SessionWorker {
   /** Set by wake(): new events may be there (checked before going idle, so no wake-up is lost). */
   private woken = true;
   private onWake: (() => void) | undefined;
-  /** Set while stop({ drainMs }) waits for the worker to catch up; called when it has. */
-  private onCaughtUp: (() => void) | undefined;
+  /** Set while stop({ drainMs }) waits for the worker to catch up: called when it has, or by a plain stop. */
+  private endDrain: (() => void) | undefined;
 
   constructor(dispatcher: WebhookDispatcher, sessionId: string, ownerId: string, after: Promise<void> | undefined) {
     this.dispatcher = dispatcher;
@@ -219,11 +219,13 @@ class SessionWorker {
 
   async stop(options: { drainMs?: number } = {}): Promise<void> {
     const { clock, stopGraceMs = DEFAULT_STOP_GRACE_MS } = this.dispatcher.deps;
-    if (options.drainMs !== undefined && options.drainMs > 0 && !this.stopped) {
-      const caughtUp = new Promise<void>((resolve) => (this.onCaughtUp = resolve));
+    if (this.endDrain) {
+      this.endDrain(); // a plain stop (serve shutting down) cuts a drain short
+    } else if (options.drainMs !== undefined && options.drainMs > 0 && !this.stopped) {
+      const caughtUp = new Promise<void>((resolve) => (this.endDrain = resolve));
       this.wake(); // read once more: what was stored just now (the stop's own `state` event) is not seen yet
       await settleBy(caughtUp, clock.monotonic() + options.drainMs, clock);
-      this.onCaughtUp = undefined;
+      this.endDrain = undefined;
     }
     this.stopping.abort();
     this.onWake?.();
@@ -254,7 +256,7 @@ class SessionWorker {
         const events = await store.readEvents({ sessions: [this.sessionId], since: position.cursor, limit: BATCH });
         storeFailures = 0;
         if (events.length === 0) {
-          this.onCaughtUp?.();
+          this.endDrain?.();
           await this.idle();
           continue;
         }

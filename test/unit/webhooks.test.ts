@@ -455,6 +455,18 @@ describe('WebhookDispatcher', () => {
     expect((JSON.parse(receiver.received[1]!.body) as { type: string; state: string }).state).toBe('logged_out');
   });
 
+  it('a plain stop cuts a drain short (serve shutting down while a stopped session drains)', async () => {
+    await store.storeIncoming('bot', [message('m1')], { replay: false });
+    answer = () => 500;
+    const delivery = dispatcher().deliver('bot', OWNER.ownerId);
+    await runUntil(() => receiver.received.length >= 1, 'the first attempt');
+    const draining = delivery.stop({ drainMs: 60_000 }); // the manual clock stands still: it would wait forever
+    await new Promise((r) => setTimeout(r, 20));
+    const at = Date.now();
+    await Promise.all([delivery.stop(), draining]);
+    expect(Date.now() - at).toBeLessThan(500);
+  });
+
   it('never logs the secret or message content', async () => {
     await store.storeIncoming('bot', [message('m1'), message('m2')], { replay: false });
     answer = (_r, i) => (i < 2 ? 500 : 200);
