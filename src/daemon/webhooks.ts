@@ -155,6 +155,8 @@ export class WebhookDispatcher {
     const { store, logger } = this.options;
     try {
       const last = await store.lastCursor();
+      if (this.pollFailing) logger.info('webhooks: reading the event log works again');
+      this.pollFailing = false;
       if (this.seen === undefined) {
         // Events stored between a worker's first read and this first look would otherwise wait for the next.
         this.seen = last;
@@ -165,8 +167,6 @@ export class WebhookDispatcher {
       const sessions = await store.sessionsWithEventsAfter(this.seen);
       this.seen = last;
       for (const id of sessions) this.workers.get(id)?.wake();
-      if (this.pollFailing) logger.info('webhooks: reading the event log works again');
-      this.pollFailing = false;
     } catch (error) {
       if (!this.pollFailing) logger.warn({ err: error }, 'webhooks: could not read the event log; retrying');
       this.pollFailing = true;
