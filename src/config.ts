@@ -1,5 +1,6 @@
 import { usageError } from './errors.js';
 import { hasUrlScheme, isPostgresUrl, postgresUrlProblem, redactDbUrl } from './db-url.js';
+import { EVENT_TYPES, type EventType } from './event-types.js';
 
 export { isPostgresUrl };
 
@@ -25,6 +26,18 @@ export interface Config {
   keepDays: number;
   /** `PORT` (set by container platforms): `wa serve` then listens on 0.0.0.0:$PORT unless --http says otherwise. */
   port: number | undefined;
+  /** `WA_WEBHOOK_URL` and its companions: where `wa serve` posts events (README "Webhooks"); undefined when unset. */
+  webhook: WebhookConfig | undefined;
+}
+
+/** README "Webhooks". */
+export interface WebhookConfig {
+  /** `WA_WEBHOOK_URL`: an http:// or https:// URL. */
+  url: string;
+  /** `WA_WEBHOOK_SECRET`: signs every request (HMAC-SHA256). Never printed or logged. */
+  secret: string;
+  /** `WA_WEBHOOK_EVENTS`: the event types posted; undefined posts every type. */
+  events: readonly EventType[] | undefined;
 }
 
 /** Every delay wa uses on the network side, in milliseconds. */
@@ -51,6 +64,16 @@ export interface Timing {
   qrTimeoutMs: number;
   /** The ceiling the pacing ramps up to while connects succeed (src/daemon/backoff.ts ConnectLimiter). */
   maxConnectsPerSecond: number;
+  /** A webhook POST not answered (status line and headers) within this long failed (README "Webhooks"). */
+  webhookTimeoutMs: number;
+  /** Webhook retries: full-jitter exponential backoff from this base ... */
+  webhookBaseMs: number;
+  /** ... up to this cap ... */
+  webhookCapMs: number;
+  /** ... for this long after an event's first failure; then the event is dead. */
+  webhookMaxAgeMs: number;
+  /** How often one serve process looks for new events to post (one cheap query for all its sessions). */
+  webhookPollMs: number;
 }
 
 export const DEFAULT_TIMING: Timing = {
@@ -66,6 +89,11 @@ export const DEFAULT_TIMING: Timing = {
   connectsPerSecond: 5,
   qrTimeoutMs: 0,
   maxConnectsPerSecond: 50,
+  webhookTimeoutMs: 10_000,
+  webhookBaseMs: 1_000,
+  webhookCapMs: 5 * 60_000,
+  webhookMaxAgeMs: 24 * 3_600_000,
+  webhookPollMs: 50,
 };
 
 /**
@@ -115,6 +143,7 @@ function checkTiming(timing: Timing, name: string): Timing {
   // A lease renewed no sooner than it expires is lost between renewals; the others are as plainly wrong.
   if (timing.leaseRenewMs >= timing.leaseTtlMs) inconsistent('leaseRenewMs must be less than leaseTtlMs');
   if (timing.backoffBaseMs > timing.backoffCapMs) inconsistent('backoffBaseMs must not exceed backoffCapMs');
+  if (timing.webhookBaseMs > timing.webhookCapMs) inconsistent('webhookBaseMs must not exceed webhookCapMs');
   if (timing.connectsPerSecond > 1000) inconsistent('connectsPerSecond must be at most 1000');
   if (timing.maxConnectsPerSecond > 1000) inconsistent('maxConnectsPerSecond must be at most 1000');
   return timing;
@@ -187,6 +216,7 @@ export function resolveConfig(flags: GlobalFlags, env: Readonly<Record<string, s
     apiToken: nonEmpty(env.WA_API_TOKEN),
     port: parsePort(nonEmpty(env.PORT)),
     keepDays: parseKeepDays(nonEmpty(env.WA_KEEP_DAYS)),
+    webhook: parseWebhook(nonEmpty(env.WA_WEBHOOK_URL), env.WA_WEBHOOK_SECRET, nonEmpty(env.WA_WEBHOOK_EVENTS)),
   };
 }
 
@@ -195,6 +225,66 @@ export function checkWsUrl(wsUrl: string): void {
   if (!/^wss?:\/\/[^\s]+$/i.test(wsUrl)) {
     throw usageError('E_CONFIG', `invalid WhatsApp endpoint ${JSON.stringify(wsUrl)}: expected a ws:// or wss:// URL`);
   }
+}
+
+/**
+ * README "Webhooks". The URL must be http(s) and comes with a secret (a receiver that cannot verify the
+ * signature cannot tell our requests from anyone's). The event list is checked even without a URL, so a
+ * typo never waits for the day the URL is set. Messages never show the secret, nor the URL's user info.
+ */
+export function parseWebhook(
+  url: string | undefined,
+  secret: string | undefined,
+  events: string | undefined,
+): WebhookConfig | undefined {
+  const types = events === undefined ? undefined : parseEventTypes(events);
+  if (url === undefined) return undefined;
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) {
+    throw usageError(
+      'E_CONFIG',
+      `invalid WA_WEBHOOK_URL ${JSON.stringify(redactUrl(url))}: expected an http:// or https:// URL`,
+      {
+        hint: 'export WA_WEBHOOK_URL=https://example.com/wa-events',
+      },
+    );
+  }
+  if (secret === undefined || secret.trim() === '') {
+    throw usageError(
+      'E_CONFIG',
+      'WA_WEBHOOK_URL is set but WA_WEBHOOK_SECRET is not: every webhook request is signed with it',
+      {
+        hint: 'export WA_WEBHOOK_SECRET="$(openssl rand -hex 32)"',
+      },
+    );
+  }
+  return { url, secret, events: types };
+}
+
+function parseEventTypes(list: string): readonly EventType[] {
+  const names = list
+    .split(',')
+    .map((name) => name.trim())
+    .filter(Boolean);
+  const unknown = names.filter((name) => !(EVENT_TYPES as readonly string[]).includes(name));
+  if (unknown.length > 0 || names.length === 0) {
+    throw usageError(
+      'E_CONFIG',
+      `invalid WA_WEBHOOK_EVENTS ${JSON.stringify(list)}: ${unknown.length > 0 ? `unknown event type ${unknown.map((n) => JSON.stringify(n)).join(', ')}` : 'no event type'}; use a comma-separated list of ${EVENT_TYPES.join(', ')}`,
+      { hint: 'export WA_WEBHOOK_EVENTS=message,status' },
+    );
+  }
+  return EVENT_TYPES.filter((type) => names.includes(type));
+}
+
+/** A URL without its user info (a password may sit there), for messages. */
+function redactUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@?#]*@/i, '$1***@');
 }
 
 export const DEFAULT_KEEP_DAYS = 30;

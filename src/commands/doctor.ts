@@ -64,6 +64,7 @@ export async function doctor(ctx: Context): Promise<ExitCodeType> {
     await store.close();
   }
   checks.push(checkHttp(ctx));
+  if (ctx.config.webhook) checks.push(checkWebhook(ctx.config.webhook));
   checks.push(await checkWhatsApp(ctx));
 
   if (ctx.out.json) ctx.out.data({ checks: checks.map(({ exitCode: _, ...check }) => check) });
@@ -176,6 +177,21 @@ function checkHttp(ctx: Context): Check {
         'set WA_API_TOKEN to use /sessions, /metrics and the other routes',
       )
     : ok('http', `PORT=${ctx.config.port} with WA_API_TOKEN`);
+}
+
+/** README "Webhooks": where events go. Plain http beyond this host carries message text unencrypted. */
+export function checkWebhook(webhook: NonNullable<Context['config']['webhook']>): Check {
+  const url = new URL(webhook.url);
+  const events = webhook.events ? webhook.events.join(', ') : 'every event type';
+  const loopback = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i.test(url.hostname);
+  if (url.protocol === 'http:' && !loopback) {
+    return warn(
+      'webhook',
+      `wa serve posts ${events} to ${url.origin} over plain http: message text travels unencrypted`,
+      'use an https:// WA_WEBHOOK_URL',
+    );
+  }
+  return ok('webhook', `wa serve posts ${events} to ${url.origin}, signed with WA_WEBHOOK_SECRET`);
 }
 
 /**

@@ -78,10 +78,11 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
       owner,
       only: ids,
       metrics,
+      webhook: ctx.config.webhook,
       // Leaves a session alone while it is being paired here (called only once the supervisor runs).
       skip: (id): boolean => pairing.isPairing(id),
     });
-    const { supervisor, openSocket } = manager;
+    const { supervisor, openSocket, webhooks } = manager;
     const pairing = new Pairings({
       store,
       openSocket,
@@ -118,7 +119,7 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
               );
               return { db: store.location, sessions: views, waiting: supervisor.waiting() };
             },
-            metrics: async () => metrics.render(await sessionViews(), await outboxTotals()),
+            metrics: async () => metrics.render(await sessionViews(), await outboxTotals(), await webhooks?.stats()),
             api: {
               create: async (id, label) => sessionView(await store.createSession(id, label)),
               remove: async (id, force) => {

@@ -1,7 +1,7 @@
 import type { Context } from './context.js';
 import { table } from '../terminal/output.js';
 import { ExitCode, storageError, usageError, type ExitCode as ExitCodeType } from '../errors.js';
-import type { OutboxCounts, SessionRecord } from '../store/types.js';
+import type { OutboxCounts, SessionRecord, WebhookStats } from '../store/types.js';
 import { corruptMessage, sessionView, type SessionView } from '../session/session-view.js';
 
 /**
@@ -12,6 +12,7 @@ export async function status(ctx: Context, id: string | undefined): Promise<Exit
   const store = await ctx.openStore('read');
   let sessions: SessionRecord[];
   let outbox = new Map<string, OutboxCounts>();
+  let webhooks = new Map<string, WebhookStats>();
   try {
     if (id === undefined) {
       sessions = store ? await store.listSessions() : [];
@@ -31,14 +32,27 @@ export async function status(ctx: Context, id: string | undefined): Promise<Exit
     }
     // A read-only copy of a database older than the outbox (schema v4) has no outbox to count.
     if (store) outbox = await store.outboxCounts().catch(() => outbox);
+    // Webhooks (schema v5): every session when they are configured here, else those delivered to before
+    // (a daemon elsewhere posts them). One query for all sessions, pending counted by the configured types.
+    const webhook = ctx.config.webhook;
+    if (store) {
+      webhooks = await store
+        .webhookStats({ types: webhook?.events, allSessions: webhook !== undefined })
+        .catch(() => webhooks);
+    }
   } finally {
     await store?.close();
   }
 
   // `outbox` only where messaging is in use: sessions with messages waiting (queued) or ambiguous (unknown).
-  const views = sessions.map((session) => {
+  const views: StatusView[] = sessions.map((session) => {
     const counts = outbox.get(session.id);
-    return counts ? { ...sessionView(session), outbox: counts } : sessionView(session);
+    const stats = webhooks.get(session.id);
+    return {
+      ...sessionView(session),
+      ...(counts ? { outbox: counts } : {}),
+      ...(stats ? { webhook: webhookView(stats) } : {}),
+    };
   });
   if (id === undefined) {
     if (ctx.out.json) ctx.out.data({ db: store?.location ?? ctx.config.db, sessions: views });
@@ -59,6 +73,27 @@ export async function status(ctx: Context, id: string | undefined): Promise<Exit
   return ExitCode.ok;
 }
 
+/** `wa status --json` `webhook`: README "Webhooks". */
+const webhookView = (stats: WebhookStats) => ({
+  pending: stats.pending,
+  dead: stats.dead,
+  delivered: stats.delivered,
+  attempts: stats.attempts,
+  nextAttemptAt: stats.nextAttemptAt,
+  lastError: stats.lastError,
+});
+
+type StatusView = SessionView & { outbox?: OutboxCounts; webhook?: ReturnType<typeof webhookView> };
+
+/** `3 pending, 1 dead, failing (4 attempts): HTTP 500`; the last error only while the current event fails. */
+function webhookText(w: NonNullable<StatusView['webhook']>): string {
+  const parts = [`${w.pending} pending`];
+  if (w.dead > 0) parts.push(`${w.dead} dead`);
+  let text = parts.join(', ');
+  if (w.attempts > 0) text += `, failing (${w.attempts} attempt${w.attempts === 1 ? '' : 's'}): ${w.lastError ?? '?'}`;
+  return text;
+}
+
 function ago(iso: string | null, now = Date.now()): string {
   if (!iso) return '';
   const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
@@ -72,9 +107,11 @@ const ownerText = (v: SessionView): string => (v.owner ? `${v.owner.host}:${v.ow
 const disconnectText = (v: SessionView): string =>
   v.lastDisconnect ? `${v.lastDisconnect.code ?? '-'} ${v.lastDisconnect.reason} (${ago(v.lastDisconnect.at)})` : '-';
 
-function renderTable(views: SessionView[]): string {
+function renderTable(views: StatusView[]): string {
+  // The WEBHOOK column only where webhooks are in use, before the last (free-length) column.
+  const hooks = views.some((v) => v.webhook);
   return table(
-    ['ID', 'STATE', 'CONNECTION', 'PHONE', 'NAME', 'OWNER', 'LAST DISCONNECT'],
+    ['ID', 'STATE', 'CONNECTION', 'PHONE', 'NAME', 'OWNER', ...(hooks ? ['WEBHOOK'] : []), 'LAST DISCONNECT'],
     views.map((v) => [
       v.id,
       v.error ? 'corrupt' : v.state,
@@ -82,12 +119,13 @@ function renderTable(views: SessionView[]): string {
       v.phone ?? '-',
       v.name ?? '-',
       ownerText(v),
+      ...(hooks ? [v.webhook ? webhookText(v.webhook) : '-'] : []),
       disconnectText(v),
     ]),
   );
 }
 
-function renderOne(v: SessionView & { outbox?: OutboxCounts }): string {
+function renderOne(v: StatusView): string {
   const rows: Array<[string, string]> = [
     ['id', v.id],
     ['label', v.label ?? '-'],
@@ -103,6 +141,11 @@ function renderOne(v: SessionView & { outbox?: OutboxCounts }): string {
     ['last disconnect', disconnectText(v)],
   ];
   if (v.outbox) rows.push(['outbox', `${v.outbox.queued} queued, ${v.outbox.unknown} unknown`]);
+  if (v.webhook) {
+    rows.push(['webhook', `${webhookText(v.webhook)}; ${v.webhook.delivered} delivered`]);
+    if (v.webhook.nextAttemptAt) rows.push(['webhook retry', v.webhook.nextAttemptAt]);
+    if (v.webhook.lastError && v.webhook.attempts === 0) rows.push(['webhook last error', v.webhook.lastError]);
+  }
   if (v.error) rows.push(['error', v.error]);
   const width = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, val]) => `${`${k}:`.padEnd(width + 2)}${val}`).join('\n');

@@ -2,7 +2,7 @@
  * The daemon's counters, rendered as Prometheus text. Kept by hand: a handful of series does not need a
  * client library, and wa must not load anything heavy.
  */
-import { OUTGOING_STATUSES } from '../store/types.js';
+import { OUTGOING_STATUSES, type WebhookStats } from '../store/types.js';
 import { createHistogram, performance, type RecordableHistogram } from 'node:perf_hooks';
 import type { SessionView } from '../session/session-view.js';
 
@@ -14,6 +14,9 @@ const labels = (pairs: Record<string, string>): string =>
     .map(([k, v]) => `${k}="${escape(v)}"`)
     .join(',')}}`;
 
+const WEBHOOK_RESULTS = ['ok', 'failed', 'dead'] as const;
+export type WebhookResult = (typeof WEBHOOK_RESULTS)[number];
+
 export class Metrics {
   private readonly connects = new Map<string, number>();
   private readonly disconnects = new Map<string, number>();
@@ -23,6 +26,7 @@ export class Metrics {
   private writeFailures = 0;
   private received = 0;
   private undecryptable = 0;
+  private readonly webhookResults = new Map<WebhookResult, number>();
   private readonly unhandledRejections: () => number;
   /** Event-loop delay of this process (sampled by Node every 20 ms), over the current and previous window. */
   private loop: { current: RecordableHistogram; previous: RecordableHistogram; timer: NodeJS.Timeout } | undefined;
@@ -87,6 +91,11 @@ export class Metrics {
     this.undecryptable += count;
   }
 
+  /** One webhook attempt by this process: delivered (ok), failed (retried later), or the last one of a dead event. */
+  webhookDelivery(result: WebhookResult): void {
+    this.webhookResults.set(result, (this.webhookResults.get(result) ?? 0) + 1);
+  }
+
   keyStoreWrite(ms: number, ok: boolean): void {
     const seconds = ms / 1000;
     this.writeCount++;
@@ -97,8 +106,15 @@ export class Metrics {
     if (!ok) this.writeFailures++;
   }
 
-  /** `outbox`: the database's outgoing messages by state (outboxTotals), read with the sessions. */
-  render(sessions: readonly SessionView[], outbox: ReadonlyMap<string, number> = new Map()): string {
+  /**
+   * `outbox`: the database's outgoing messages by state (outboxTotals); `webhooks`: per session delivery
+   * stats (webhookStats) when webhooks are configured, else undefined. Both read with the sessions.
+   */
+  render(
+    sessions: readonly SessionView[],
+    outbox: ReadonlyMap<string, number> = new Map(),
+    webhooks?: ReadonlyMap<string, WebhookStats>,
+  ): string {
     const lines: string[] = [];
     const family = (name: string, type: string, help: string): void =>
       void lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
@@ -156,6 +172,29 @@ export class Metrics {
     lines.push(`wa_messages_received_total ${this.received}`);
     family('wa_messages_undecryptable_total', 'counter', 'Received messages that could not be decrypted.');
     lines.push(`wa_messages_undecryptable_total ${this.undecryptable}`);
+    family(
+      'wa_webhook_deliveries_total',
+      'counter',
+      'Webhook attempts by this process, by result (dead: the last try of an event given up).',
+    );
+    for (const result of WEBHOOK_RESULTS)
+      lines.push(`wa_webhook_deliveries_total${labels({ result })} ${this.webhookResults.get(result) ?? 0}`);
+    if (webhooks) {
+      let pending = 0;
+      let dead = 0;
+      for (const stats of webhooks.values()) {
+        pending += stats.pending;
+        dead += stats.dead;
+      }
+      family(
+        'wa_webhook_pending_events',
+        'gauge',
+        'Events not yet delivered to the webhook, all sessions (the database).',
+      );
+      lines.push(`wa_webhook_pending_events ${pending}`);
+      family('wa_webhook_dead_events', 'gauge', 'Events given up on after the max age, all sessions (the database).');
+      lines.push(`wa_webhook_dead_events ${dead}`);
+    }
     family(
       'wa_unhandled_rejections_total',
       'counter',

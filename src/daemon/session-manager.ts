@@ -7,7 +7,7 @@
  */
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../clock.js';
-import type { Timing } from '../config.js';
+import type { Timing, WebhookConfig } from '../config.js';
 import { baileysSocketFactory, type Baileys, type BaileysSocketFactory } from '../session/baileys.js';
 import type { LeaseOwner } from '../session/lease.js';
 import type { SessionStore } from '../store/types.js';
@@ -15,6 +15,7 @@ import { MessageDesk } from './message-desk.js';
 import { Metrics } from './metrics.js';
 import { startRetention, type Retention } from './retention.js';
 import { Supervisor } from './supervisor.js';
+import { WebhookDispatcher } from './webhooks.js';
 
 export interface SessionManagerOptions {
   store: SessionStore;
@@ -34,6 +35,8 @@ export interface SessionManagerOptions {
   skip?: ((id: string) => boolean) | undefined;
   metrics?: Metrics | undefined;
   clock?: Clock | undefined;
+  /** Post each owned session's events there (README "Webhooks"); none when undefined. */
+  webhook?: WebhookConfig | undefined;
 }
 
 export class SessionManager {
@@ -43,6 +46,8 @@ export class SessionManager {
   readonly openSocket: BaileysSocketFactory;
   readonly desk: MessageDesk;
   readonly metrics: Metrics;
+  /** Delivers the webhooks of the sessions this process owns, while it owns them (each runner starts its worker). */
+  readonly webhooks: WebhookDispatcher | undefined;
   private readonly options: SessionManagerOptions;
   private retention: Retention | undefined;
 
@@ -61,6 +66,17 @@ export class SessionManager {
         logger,
       },
     );
+    const clock = options.clock ?? systemClock;
+    this.webhooks =
+      options.webhook &&
+      new WebhookDispatcher({
+        store: options.store,
+        config: options.webhook,
+        timing: options.timing,
+        logger,
+        clock,
+        metrics,
+      });
     this.supervisor = new Supervisor({
       store: options.store,
       openSocket: this.openSocket,
@@ -68,7 +84,8 @@ export class SessionManager {
       baileysLogger: options.baileysLogger,
       timing: options.timing,
       metrics,
-      clock: options.clock ?? systemClock,
+      clock,
+      webhooks: this.webhooks,
       owner: options.owner,
       only: options.only ?? [],
       skip: options.skip,
@@ -94,6 +111,7 @@ export class SessionManager {
    */
   async stop(alongside: Array<Promise<void>> = [], settleMs = 6_000): Promise<void> {
     await Promise.all([...alongside, this.supervisor.stop()]);
+    await this.webhooks?.close();
     await this.openSocket.settle(settleMs);
     await this.retention?.stop();
   }

@@ -8,6 +8,7 @@ import { SessionAuth } from '../session/session-auth.js';
 import type { ConnectionState, SessionStore } from '../store/types.js';
 import { backoffDelay, type ConnectLimiter } from './backoff.js';
 import type { Metrics } from './metrics.js';
+import type { WebhookDelivery, WebhookDispatcher } from './webhooks.js';
 
 /**
  * Consecutive 515s (restart required) answered by an immediate reconnect; later ones get backoff. A pairing
@@ -53,6 +54,8 @@ export interface DaemonServices {
   timing: Timing;
   metrics: Metrics;
   clock: Clock;
+  /** Posts owned sessions' events to WA_WEBHOOK_URL (README "Webhooks"); absent when not configured. */
+  webhooks?: WebhookDispatcher | undefined;
 }
 
 export interface RunnerDeps extends DaemonServices {
@@ -85,6 +88,9 @@ export class SessionRunner {
   private recording: Promise<void> = Promise.resolve();
   /** Set when a fenced auth write was refused: the lease is gone, so stop quietly (the new owner writes). */
   private leaseLost = false;
+  /** This session's webhook worker: it runs exactly as long as the runner (and so the lease), connected or not. */
+  private deliveries: WebhookDelivery | undefined;
+  private deliveriesStopped: Promise<void> | undefined;
 
   constructor(deps: RunnerDeps) {
     this.deps = deps;
@@ -97,16 +103,39 @@ export class SessionRunner {
   }
 
   start(): void {
-    this.done = this.loop().catch(async (error: unknown) => {
-      this.deps.logger.error({ err: error }, 'session runner failed');
-      const disconnect: Disconnect = {
-        code: null,
-        reason: error instanceof Error ? error.message : String(error),
-        action: 'stop',
-      };
-      await this.recordDisconnect(disconnect);
-      this.deps.onStopped(this.id, disconnect);
-    });
+    this.deliveries = this.deps.webhooks?.deliver(this.id, this.deps.ownerId);
+    this.done = this.loop()
+      .catch(async (error: unknown) => {
+        this.deps.logger.error({ err: error }, 'session runner failed');
+        const disconnect: Disconnect = {
+          code: null,
+          reason: error instanceof Error ? error.message : String(error),
+          action: 'stop',
+        };
+        await this.recordDisconnect(disconnect);
+        await this.stopped(disconnect);
+      })
+      .finally(() => this.stopDeliveries());
+  }
+
+  /**
+   * The runner stops itself (logged out, replaced, a stop reason): the session's webhook worker first gets
+   * a moment to post what is stored, the `state` event saying why included, since nobody owns the session
+   * afterwards; then the supervisor releases the lease.
+   */
+  private async stopped(disconnect: Disconnect): Promise<void> {
+    await this.stopDeliveries({ drainMs: this.deps.timing.webhookTimeoutMs });
+    this.deps.onStopped(this.id, disconnect);
+  }
+
+  /**
+   * Stops the webhook worker: once for a plain stop, whoever asks first (stop(), the loop's end). A plain
+   * stop during a self-stop's drain goes through to the worker, which cuts the drain short (shutdown).
+   */
+  private stopDeliveries(options?: { drainMs?: number }): Promise<void> {
+    if (options?.drainMs !== undefined) return this.deliveries?.stop(options) ?? Promise.resolve();
+    this.deliveriesStopped ??= this.deliveries?.stop() ?? Promise.resolve();
+    return this.deliveriesStopped;
   }
 
   /**
@@ -116,7 +145,8 @@ export class SessionRunner {
   async stop(options: { leaseLost?: boolean } = {}): Promise<void> {
     if (options.leaseLost) this.silent = true;
     this.abort.abort();
-    await this.done;
+    // The webhook worker stops beside the socket, not after it: a shutdown waits for the slower of the two.
+    await Promise.all([this.done, this.stopDeliveries()]);
   }
 
   /**
@@ -206,7 +236,7 @@ export class SessionRunner {
             await this.recordDisconnect(disconnect);
             if (failure.action === 'stop') {
               logger.error({ err: error, reason: disconnect.reason, action: 'stop' }, 'session stopped');
-              this.deps.onStopped(this.id, disconnect);
+              await this.stopped(disconnect);
               return;
             }
             const delay = this.backoff(attempt++);
@@ -255,13 +285,13 @@ export class SessionRunner {
               ? 'logged out by WhatsApp; session stopped'
               : 'replaced by another client; session stopped',
           );
-          this.deps.onStopped(this.id, disconnect);
+          await this.stopped(disconnect);
           return;
         }
         if (disconnect.action === 'stop' || disconnect.action === 'qr_expired') {
           if (disconnect.code === null) await this.recordDisconnect(disconnect); // closedPatch records coded ones
           logger.error({ ...fields, ...(disconnect.detail ? { detail: disconnect.detail } : {}) }, 'session stopped');
-          this.deps.onStopped(this.id, disconnect);
+          await this.stopped(disconnect);
           return;
         }
         if (openFor !== null && openFor >= timing.backoffResetMs) attempt = 0;

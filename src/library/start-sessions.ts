@@ -12,7 +12,16 @@ import { hostname } from 'node:os';
 import type { WASocket } from '@whiskeysockets/baileys';
 import type { Logger } from 'pino';
 import { settleBy, systemClock } from '../clock.js';
-import { checkDb, checkWsUrl, DEFAULT_KEEP_DAYS, MAX_KEEP_DAYS, timingWith, type Timing } from '../config.js';
+import {
+  checkDb,
+  checkWsUrl,
+  DEFAULT_KEEP_DAYS,
+  MAX_KEEP_DAYS,
+  parseWebhook,
+  timingWith,
+  type Timing,
+  type WebhookConfig,
+} from '../config.js';
 import { SendError } from '../daemon/message-desk.js';
 import type { SessionManager } from '../daemon/session-manager.js';
 import type { WaitingSession } from '../daemon/supervisor.js';
@@ -53,8 +62,12 @@ export interface StartSessionsOptions {
    * "Options and environment"), held to the same rules.
    */
   timing?: Partial<Timing> | undefined;
-  // Seam for webhooks: once the daemon has a WebhookDispatcher, an optional `webhooks` option goes here
-  // and is passed through to the SessionManager where it is built below (managerOptions), as serve does.
+  /**
+   * Post each event of the sessions this process owns to `url` (README "Webhooks"), as `wa serve` does with
+   * WA_WEBHOOK_URL, WA_WEBHOOK_SECRET and WA_WEBHOOK_EVENTS (the same checks, and the same delivery
+   * position in the database, so a daemon taking the session over continues where the bot stopped).
+   */
+  webhook?: { url: string; secret: string; events?: readonly string[] | undefined } | undefined;
 }
 
 export interface SendOptions {
@@ -180,7 +193,7 @@ export async function startSessions(options: StartSessionsOptions): Promise<WaSe
     // this process as the owner, and `wa connect`/`wa send` on this host know the lease of a bot killed
     // with SIGKILL for stale at once (holderIsGone in src/session/lease.ts).
     const owner = newOwner('library', hostname(), process.pid);
-    // What serve passes too, minus pairing; webhooks, once the daemon has them, are passed on from here.
+    // What serve passes too, minus pairing.
     const managerOptions = {
       store,
       baileys,
@@ -191,6 +204,7 @@ export async function startSessions(options: StartSessionsOptions): Promise<WaSe
       baileysLogger: logger.child({ component: 'baileys' }, { level: baileysModule.baileysLevel(logger.level) }),
       owner,
       only: settings.sessions,
+      webhook: settings.webhook,
     };
     manager = new SessionManager(managerOptions);
     await manager.start();
@@ -211,6 +225,7 @@ interface Settings {
   sessions: string[];
   keepDays: number;
   timing: Timing;
+  webhook: WebhookConfig | undefined;
 }
 
 /** Every option checked before anything is opened, with the CLI's rules and messages (src/config.ts). */
@@ -247,6 +262,10 @@ function checkOptions(options: StartSessionsOptions): Settings {
     sessions,
     keepDays,
     timing: timingWith(options.timing ?? {}),
+    webhook:
+      options.webhook === undefined
+        ? undefined
+        : parseWebhook(options.webhook.url, options.webhook.secret, options.webhook.events?.join(',')),
   };
 }
 

@@ -6,7 +6,7 @@
  * read only when it moved. The store's change hints (PostgreSQL LISTEN/NOTIFY, SQLite writes in this
  * process) cut the wait short.
  */
-import type { MessageEvent, ReadEventsOptions, SessionStore, StoredEvent } from '../store/types.js';
+import type { ReadEventsOptions, SessionStore, StoredEvent } from '../store/types.js';
 
 /** How often a follower looks for new events. */
 export const FOLLOW_POLL_MS = 300;
@@ -27,20 +27,8 @@ export interface EventFeedOptions {
   pageSize?: number | undefined;
 }
 
-/**
- * An event as programs get it (`wa listen --json`, the library's `events()`): a message's `raw` is the
- * WAMessage as a JSON object, not a string holding JSON. Buffers in it are as BufferJSON wrote them
- * (`{"type":"Buffer","data":"<base64>"}`), so `BufferJSON.reviver` turns it back into a WAMessage.
- */
-export type EventJson =
-  | Exclude<StoredEvent, MessageEvent>
-  | (Omit<MessageEvent, 'raw'> & { raw: Record<string, unknown> });
-
-/** The documented shape (see EventJson). */
-export function toJson(event: StoredEvent): EventJson {
-  if (event.type !== 'message') return { ...event };
-  return { ...event, raw: JSON.parse(event.raw) as Record<string, unknown> };
-}
+/** An event as programs get it: see src/store/message-rows.ts. */
+export { eventJson as toJson, type EventJson } from '../store/message-rows.js';
 
 /** The events after `since`, oldest first; with `follow`, then every new one as it is stored, until `signal`. */
 export async function* eventFeed(store: SessionStore, options: EventFeedOptions = {}): AsyncGenerator<StoredEvent> {

@@ -13,7 +13,22 @@
  *   message by the same key and is written in the same transaction as it; other events carry their
  *   fields in `data` (JSON without message content).
  */
-import type { IncomingMessage, MessageKind, OutgoingStatus, SessionState, StoredEvent } from './types.js';
+import type { IncomingMessage, MessageEvent, MessageKind, OutgoingStatus, SessionState, StoredEvent } from './types.js';
+
+/**
+ * An event as programs get it (README "Receiving messages", "Webhooks": `wa listen --json`, a webhook's
+ * body, `GET /events`, the library's `events()`): the stored fields as they are, and a message's `raw` the
+ * WAMessage as a JSON object, not a string holding JSON. Buffers in it are as BufferJSON wrote them
+ * (`{"type":"Buffer","data":"<base64>"}`), so `BufferJSON.reviver` turns it back into a WAMessage.
+ */
+export type EventJson =
+  | Exclude<StoredEvent, MessageEvent>
+  | (Omit<MessageEvent, 'raw'> & { raw: Record<string, unknown> });
+
+export function eventJson(event: StoredEvent): EventJson {
+  if (event.type !== 'message') return { ...event };
+  return { ...event, raw: JSON.parse(event.raw) as Record<string, unknown> };
+}
 
 /** The data key under which a message's `text` or `raw` is sealed (the AAD binds it to this very row). */
 export const messageDataKey = (field: 'text' | 'raw', chat: string, from: string, id: string): string =>

@@ -37,16 +37,30 @@ import type {
   StoredEvent,
   Takeover,
   ValueChange,
+  WebhookOutcome,
+  WebhookPosition,
+  WebhookStats,
+  WebhookStatsOptions,
   WriteOptions,
 } from './types.js';
 import { leaseLostError } from './fence.js';
+import {
+  emptyWebhookPosition,
+  nextWebhookPosition,
+  toWebhookPosition,
+  toWebhookStats,
+  WEBHOOK_COLUMNS,
+  webhookValues,
+  type WebhookRow,
+  type WebhookStatsRow,
+} from './webhook-rows.js';
 import { redactDbUrl } from '../db-url.js';
 import { toSessionRecord, type SessionRow } from './session-row.js';
 import type { ChangeListener } from './changes.js';
 import { EVENTS_CHANNEL, NOTIFY_SQL, OUTBOX_CHANNEL, PgNotifications } from './pg-notifications.js';
 
 /** The schema version this code writes; kept in wa_meta under 'schema_version'. */
-export const POSTGRES_SCHEMA_VERSION = 4;
+export const POSTGRES_SCHEMA_VERSION = 5;
 
 const MIGRATIONS: readonly string[] = [
   // v1: registry and leases beside the seed's whatsapp_auth (kept as it is when it exists).
@@ -131,6 +145,19 @@ const MIGRATIONS: readonly string[] = [
    CREATE UNIQUE INDEX wa_outbox_key ON wa_outbox (session_id, idem_key) WHERE idem_key IS NOT NULL;
    CREATE INDEX wa_outbox_pending ON wa_outbox (session_id, seq) WHERE status IN ('queued', 'sending', 'unknown');
    CREATE INDEX wa_outbox_updated ON wa_outbox (updated_at);`,
+  // v5: webhook delivery positions, one row per session (layout: src/store/webhook-rows.ts).
+  `CREATE TABLE wa_webhooks (
+     session_id      TEXT PRIMARY KEY,
+     cursor          BIGINT NOT NULL,
+     failing_cursor  BIGINT,
+     attempts        INTEGER NOT NULL DEFAULT 0,
+     first_failed_at BIGINT,
+     next_at         BIGINT,
+     last_error      TEXT,
+     delivered       BIGINT NOT NULL DEFAULT 0,
+     dead            BIGINT NOT NULL DEFAULT 0,
+     updated_at      TEXT NOT NULL
+   );`,
 ];
 
 /**
@@ -411,6 +438,7 @@ export class PostgresStore implements SessionStore {
       const messages = await client.query(`DELETE FROM wa_messages WHERE session_id = $1`, [id]);
       const events = await client.query(`DELETE FROM wa_events WHERE session_id = $1`, [id]);
       const outbox = await client.query(`DELETE FROM wa_outbox WHERE session_id = $1`, [id]);
+      await client.query(`DELETE FROM wa_webhooks WHERE session_id = $1`, [id]);
       const counts = [auth, registry, messages, events, outbox].map((r) => r.rowCount ?? 0);
       return counts.some((n) => n > 0);
     });
@@ -944,6 +972,68 @@ export class PostgresStore implements SessionStore {
       `SELECT status, count(*)::text AS n FROM wa_outbox GROUP BY status`,
     );
     return new Map(rows.rows.map((r) => [r.status, Number(r.n)]));
+  }
+
+  async sessionsWithEventsAfter(since: string): Promise<string[]> {
+    // A range of the primary key: as cheap as lastCursor when nothing is newer.
+    const result = await this.query<{ session_id: string }>(
+      `SELECT DISTINCT session_id FROM wa_events WHERE cursor > $1::bigint`,
+      [since],
+    );
+    return result.rows.map((row) => row.session_id);
+  }
+
+  async webhookPosition(session: string): Promise<WebhookPosition | undefined> {
+    const result = await this.query<WebhookRow>(`SELECT ${WEBHOOK_COLUMNS} FROM wa_webhooks WHERE session_id = $1`, [
+      session,
+    ]);
+    return result.rows[0] ? toWebhookPosition(result.rows[0]) : undefined;
+  }
+
+  recordWebhookDelivery(
+    session: string,
+    cursor: string,
+    outcome: WebhookOutcome,
+    options: WriteOptions,
+  ): Promise<WebhookPosition> {
+    return this.tx(async (client) => {
+      // The lease row locked FOR UPDATE holds off a takeover until this commits (see lockForWrite).
+      if (options.fence !== undefined) await lockForWrite(client, session, options.fence);
+      const row = await client.query<WebhookRow>(
+        `SELECT ${WEBHOOK_COLUMNS} FROM wa_webhooks WHERE session_id = $1 FOR UPDATE`,
+        [session],
+      );
+      const current = row.rows[0] ? toWebhookPosition(row.rows[0]) : undefined;
+      const at = new Date().toISOString();
+      const next = nextWebhookPosition(current, session, cursor, outcome, at);
+      if (!next) return current ?? emptyWebhookPosition(session, at);
+      await client.query(
+        `INSERT INTO wa_webhooks (${WEBHOOK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (session_id) DO UPDATE SET cursor = excluded.cursor, failing_cursor = excluded.failing_cursor,
+           attempts = excluded.attempts, first_failed_at = excluded.first_failed_at, next_at = excluded.next_at,
+           last_error = excluded.last_error, delivered = excluded.delivered, dead = excluded.dead,
+           updated_at = excluded.updated_at`,
+        webhookValues(next),
+      );
+      return next;
+    });
+  }
+
+  async webhookStats(options: WebhookStatsOptions = {}): Promise<Map<string, WebhookStats>> {
+    // One query for all sessions; each pending count is a range of the (session_id, cursor) index.
+    const sessions = options.allSessions
+      ? `(SELECT id FROM wa_sessions UNION SELECT session_id FROM wa_webhooks)`
+      : `(SELECT session_id AS id FROM wa_webhooks)`;
+    const result = await this.query<WebhookStatsRow>(
+      `SELECT s.id, (w.session_id IS NOT NULL)::int AS tracked, w.delivered, w.dead, w.attempts, w.next_at,
+         w.last_error,
+         (SELECT count(*) FROM wa_events e WHERE e.session_id = s.id AND e.cursor > coalesce(w.cursor, 0)
+           AND ($1::text[] IS NULL OR e.type = ANY($1::text[]))) AS pending
+       FROM ${sessions} s LEFT JOIN wa_webhooks w ON w.session_id = s.id
+       ORDER BY s.id COLLATE "C"`,
+      [options.types ? [...options.types] : null],
+    );
+    return toWebhookStats(result.rows);
   }
 
   async compact(): Promise<boolean> {

@@ -39,6 +39,10 @@ import type {
   StoredEvent,
   Takeover,
   ValueChange,
+  WebhookOutcome,
+  WebhookPosition,
+  WebhookStats,
+  WebhookStatsOptions,
   WriteOptions,
 } from './types.js';
 
@@ -396,6 +400,28 @@ export class SealedStore implements SessionStore {
 
   outboxTotals(): Promise<Map<OutgoingStatus, number>> {
     return this.inner.outboxTotals();
+  }
+
+  sessionsWithEventsAfter(since: string): Promise<string[]> {
+    return this.inner.sessionsWithEventsAfter(since);
+  }
+
+  /** Webhook positions hold cursors, counts and wa's own error words, no content: nothing to seal. */
+  webhookPosition(session: string): Promise<WebhookPosition | undefined> {
+    return this.inner.webhookPosition(session);
+  }
+
+  recordWebhookDelivery(
+    session: string,
+    cursor: string,
+    outcome: WebhookOutcome,
+    options: WriteOptions,
+  ): Promise<WebhookPosition> {
+    return this.inner.recordWebhookDelivery(session, cursor, outcome, options);
+  }
+
+  webhookStats(options?: WebhookStatsOptions): Promise<Map<string, WebhookStats>> {
+    return this.inner.webhookStats(options);
   }
 
   permissionWarning(): string | undefined {

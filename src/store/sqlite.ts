@@ -38,13 +38,27 @@ import type {
   StoredEvent,
   Takeover,
   ValueChange,
+  WebhookOutcome,
+  WebhookPosition,
+  WebhookStats,
+  WebhookStatsOptions,
   WriteOptions,
 } from './types.js';
 import { ChangeListeners, type ChangeListener, type StoreChange } from './changes.js';
 import { leaseLostError } from './fence.js';
+import {
+  emptyWebhookPosition,
+  nextWebhookPosition,
+  toWebhookPosition,
+  toWebhookStats,
+  WEBHOOK_COLUMNS,
+  webhookValues,
+  type WebhookRow,
+  type WebhookStatsRow,
+} from './webhook-rows.js';
 
 /** The schema version this code writes; a database with a higher `user_version` is refused. */
-export const SQLITE_SCHEMA_VERSION = 4;
+export const SQLITE_SCHEMA_VERSION = 5;
 
 export interface SqliteStoreOptions {
   /** Open without writing anything (no migration, no pragmas that write); for read-only commands. */
@@ -157,6 +171,23 @@ const MIGRATIONS: ReadonlyArray<(db: Db) => void> = [
       CREATE UNIQUE INDEX wa_outbox_key ON wa_outbox (session_id, idem_key) WHERE idem_key IS NOT NULL;
       CREATE INDEX wa_outbox_pending ON wa_outbox (session_id, seq) WHERE status IN ('queued', 'sending', 'unknown');
       CREATE INDEX wa_outbox_updated ON wa_outbox (updated_at);
+    `);
+  },
+  // v5: webhook delivery positions, one row per session (layout: src/store/webhook-rows.ts).
+  (db) => {
+    db.exec(`
+      CREATE TABLE wa_webhooks (
+        session_id      TEXT PRIMARY KEY,
+        cursor          INTEGER NOT NULL,
+        failing_cursor  INTEGER,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        first_failed_at INTEGER,
+        next_at         INTEGER,
+        last_error      TEXT,
+        delivered       INTEGER NOT NULL DEFAULT 0,
+        dead            INTEGER NOT NULL DEFAULT 0,
+        updated_at      TEXT NOT NULL
+      );
     `);
   },
 ];
@@ -486,6 +517,7 @@ export class SqliteStore implements SessionStore {
             this.stmts.deleteMessages.run(id).changes +
             this.stmts.deleteEvents.run(id).changes +
             this.db.prepare(`DELETE FROM wa_outbox WHERE session_id = ?`).run(id).changes;
+          this.db.prepare(`DELETE FROM wa_webhooks WHERE session_id = ?`).run(id);
           return auth + registry + messages > 0;
         })
         .immediate(),
@@ -918,6 +950,72 @@ export class SqliteStore implements SessionStore {
         n: number;
       }>;
       return new Map(rows.map((r) => [r.status, Number(r.n)]));
+    });
+  }
+
+  sessionsWithEventsAfter(since: string): Promise<string[]> {
+    return this.run(
+      () =>
+        // A rowid range: as cheap as lastCursor when nothing is newer.
+        this.db
+          .prepare(`SELECT DISTINCT session_id FROM wa_events WHERE cursor > ?`)
+          .pluck()
+          .all(BigInt(since)) as string[],
+    );
+  }
+
+  webhookPosition(session: string): Promise<WebhookPosition | undefined> {
+    return this.run(() => {
+      const row = this.db.prepare(`SELECT ${WEBHOOK_COLUMNS} FROM wa_webhooks WHERE session_id = ?`).get(session) as
+        | WebhookRow
+        | undefined;
+      return row ? toWebhookPosition(row) : undefined;
+    });
+  }
+
+  recordWebhookDelivery(
+    session: string,
+    cursor: string,
+    outcome: WebhookOutcome,
+    options: WriteOptions,
+  ): Promise<WebhookPosition> {
+    return this.run(() =>
+      this.db
+        .transaction((): WebhookPosition => {
+          checkFence(this.stmts, session, options.fence);
+          const row = this.db
+            .prepare(`SELECT ${WEBHOOK_COLUMNS} FROM wa_webhooks WHERE session_id = ?`)
+            .get(session) as WebhookRow | undefined;
+          const current = row ? toWebhookPosition(row) : undefined;
+          const at = now();
+          const next = nextWebhookPosition(current, session, cursor, outcome, at);
+          if (!next) return current ?? emptyWebhookPosition(session, at);
+          this.db
+            .prepare(`INSERT OR REPLACE INTO wa_webhooks (${WEBHOOK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+            .run(...webhookValues(next));
+          return next;
+        })
+        .immediate(),
+    );
+  }
+
+  webhookStats(options: WebhookStatsOptions = {}): Promise<Map<string, WebhookStats>> {
+    return this.run(() => {
+      const types = options.types ? JSON.stringify(options.types) : null;
+      // One query for all sessions; each pending count is a range of the (session_id, cursor) index.
+      const sessions = options.allSessions
+        ? `(SELECT id FROM wa_sessions UNION SELECT session_id FROM wa_webhooks)`
+        : `(SELECT session_id AS id FROM wa_webhooks)`;
+      const rows = this.db
+        .prepare(
+          `SELECT s.id, w.session_id IS NOT NULL AS tracked, w.delivered, w.dead, w.attempts, w.next_at, w.last_error,
+             (SELECT count(*) FROM wa_events e WHERE e.session_id = s.id AND e.cursor > coalesce(w.cursor, 0)
+               AND (@types IS NULL OR e.type IN (SELECT value FROM json_each(@types)))) AS pending
+           FROM ${sessions} s LEFT JOIN wa_webhooks w ON w.session_id = s.id
+           ORDER BY s.id`,
+        )
+        .all({ types }) as WebhookStatsRow[];
+      return toWebhookStats(rows);
     });
   }
 

@@ -7,6 +7,10 @@ import type { ChangeListener } from './changes.js';
 
 export type { ChangeListener, StoreChange } from './changes.js';
 
+import type { EventType } from '../event-types.js';
+
+export { EVENT_TYPES, type EventType } from '../event-types.js';
+
 export type SessionState = 'unpaired' | 'paired' | 'logged_out' | 'replaced';
 export type ConnectionState = 'open' | 'connecting' | 'closed';
 
@@ -161,6 +165,11 @@ export interface StatusEvent extends EventBase {
 
 export type StoredEvent = MessageEvent | UndecryptableEvent | ConnectionEvent | StateEvent | StatusEvent;
 
+/** EVENT_TYPES (src/event-types.ts) names every StoredEvent type and no other: checked when compiling. */
+type Assert<T extends true> = T;
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+export type EventTypesMatch = Assert<Same<EventType, StoredEvent['type']>>;
+
 /** What appendEvent takes: everything but what the store assigns (cursor, session, at). */
 export type EventInput =
   | Omit<UndecryptableEvent, keyof EventBase>
@@ -236,6 +245,65 @@ export interface OutboxCounts {
   unknown: number;
 }
 
+/**
+ * Where webhook delivery of one session stands (README "Webhooks"): one row per session, moved only by
+ * the session's lease owner (fenced). Events after `cursor` (of the configured types) are pending; the
+ * first of them is the current one, whose failed attempts are counted here. A session without a row has
+ * delivered nothing yet: delivery starts at its oldest kept event.
+ */
+export interface WebhookPosition {
+  session: string;
+  /** The last event delivered, dead or skipped (not of a configured type); '0' before any. */
+  cursor: string;
+  /** The event the failure fields belong to (the current one), or null when it has not failed. */
+  failingCursor: string | null;
+  /** Failed attempts of the current event. */
+  attempts: number;
+  /** Epoch ms of the current event's first failed attempt: it is given up on (dead) a max age after it. */
+  firstFailedAt: number | null;
+  /** Epoch ms of the current event's next attempt. */
+  nextAt: number | null;
+  /** The latest failure of any event, kept after a later success (attempts 0 then says all is well). */
+  lastError: string | null;
+  delivered: number;
+  dead: number;
+  updatedAt: string;
+}
+
+/**
+ * What happened to the event at a cursor. `delivered`, `dead` and `skipped` (filtered out) move the
+ * position to it; `failed` records an attempt of it (`at`, the attempt's time, becomes its first failure
+ * when it had none) and when to try again (`nextAt`), leaving the position where it is. Times are epoch ms
+ * of the caller's clock.
+ */
+export type WebhookOutcome =
+  | { result: 'delivered' }
+  | { result: 'skipped' }
+  | { result: 'dead'; error: string }
+  | { result: 'failed'; error: string; at: number; nextAt: number };
+
+export interface WebhookStatsOptions {
+  /** Count only events of these types as pending (WA_WEBHOOK_EVENTS); all types when absent. */
+  types?: readonly EventType[] | undefined;
+  /** Every registered session (webhooks configured); otherwise only sessions with a position row. */
+  allSessions?: boolean | undefined;
+}
+
+/** What `wa status` and /metrics show of a session's webhook delivery. */
+export interface WebhookStats {
+  /** Events after the position, of the counted types (the current one included). */
+  pending: number;
+  dead: number;
+  delivered: number;
+  /** Failed attempts of the current event (0: it has not failed). */
+  attempts: number;
+  /** ISO 8601 time of the current event's next attempt, when it failed. */
+  nextAttemptAt: string | null;
+  lastError: string | null;
+  /** Whether the session has a position row (it has been delivered to, or tried). */
+  tracked: boolean;
+}
+
 export interface SessionStore {
   readonly backend: 'sqlite' | 'postgres';
   /** Where the data lives, fit to print (a path, or a URL without its password). */
@@ -257,7 +325,10 @@ export interface SessionStore {
   createSession(id: string, label: string | null): Promise<SessionRecord>;
   /** Registers the session if it is not yet known (library use, import). */
   ensureSession(id: string): Promise<void>;
-  /** Deletes the session, its auth data, its lease, and its messages and events. Returns false when it did not exist. */
+  /**
+   * Deletes the session, its auth data, its lease, its messages and events, its outbox and its webhook
+   * position. Returns false when it did not exist.
+   */
   deleteSession(id: string): Promise<boolean>;
   updateSession(id: string, patch: SessionPatch): Promise<void>;
 
@@ -362,6 +433,25 @@ export interface SessionStore {
   outboxCounts(): Promise<Map<string, OutboxCounts>>;
   /** Outgoing messages by state, for /metrics. */
   outboxTotals(): Promise<Map<OutgoingStatus, number>>;
+
+  /** Sessions with an event after `since` (exclusive): which webhook workers a moved lastCursor concerns. */
+  sessionsWithEventsAfter(since: string): Promise<string[]>;
+
+  /** The session's webhook position; undefined before anything was recorded (see WebhookPosition). */
+  webhookPosition(session: string): Promise<WebhookPosition | undefined>;
+  /**
+   * Records what happened to the event at `cursor` (see WebhookOutcome) and returns the position after.
+   * Fenced (see WriteOptions): only the session's lease owner moves it; a deposed owner gets E_LEASE_LOST and
+   * changes nothing. Never moves backwards: an outcome for a cursor at or before the position changes nothing.
+   */
+  recordWebhookDelivery(
+    session: string,
+    cursor: string,
+    outcome: WebhookOutcome,
+    options: WriteOptions,
+  ): Promise<WebhookPosition>;
+  /** Per session (see WebhookStatsOptions for which): pending and dead counts and the last error, in one query. */
+  webhookStats(options?: WebhookStatsOptions): Promise<Map<string, WebhookStats>>;
 
   /**
    * Hints that a message was queued (`outbox`) or events appended (`events`) for a session, so readers of

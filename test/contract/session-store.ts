@@ -872,6 +872,211 @@ export function describeSessionStore(
       expect((await h.sql(`SELECT message_id FROM wa_outbox`)).map((r) => r.message_id)).toEqual(['waiting']);
     });
 
+    describe('webhook positions', () => {
+      const fence = { fence: 'owner-a' };
+      const leased = async (id: string, ownerId = 'owner-a'): Promise<void> => {
+        await store.createSession(id, null).catch(() => undefined);
+        expect((await store.acquireLease(id, owner(ownerId), 60_000, true)).acquired).toBe(true);
+      };
+      const cursorsOf = async (session: string): Promise<string[]> =>
+        (await store.readEvents({ sessions: [session] })).map((e) => e.cursor);
+
+      it('starts without a row, moves forward on delivered, skipped and dead, and counts failures of the current event only', async () => {
+        await leased('s');
+        await store.storeIncoming('s', [message('m1'), message('m2'), message('m3'), message('m4')], {
+          replay: false,
+        });
+        const [c1, c2, c3, c4] = await cursorsOf('s');
+        expect(await store.webhookPosition('s')).toBeUndefined();
+
+        const failed = await store.recordWebhookDelivery(
+          's',
+          c1!,
+          { result: 'failed', error: 'HTTP 500', at: 1000, nextAt: 2000 },
+          fence,
+        );
+        expect(failed).toMatchObject({
+          session: 's',
+          cursor: '0',
+          failingCursor: c1,
+          attempts: 1,
+          firstFailedAt: 1000,
+          nextAt: 2000,
+          lastError: 'HTTP 500',
+          delivered: 0,
+          dead: 0,
+        });
+        // A second failure keeps the first failure time: the event dies a max age after it.
+        await store.recordWebhookDelivery(
+          's',
+          c1!,
+          { result: 'failed', error: 'timed out', at: 3000, nextAt: 7000 },
+          fence,
+        );
+        expect(await store.webhookPosition('s')).toMatchObject({
+          cursor: '0',
+          failingCursor: c1,
+          attempts: 2,
+          firstFailedAt: 1000,
+          nextAt: 7000,
+          lastError: 'timed out',
+        });
+
+        const delivered = await store.recordWebhookDelivery('s', c1!, { result: 'delivered' }, fence);
+        expect(delivered).toMatchObject({
+          cursor: c1,
+          failingCursor: null,
+          attempts: 0,
+          firstFailedAt: null,
+          nextAt: null,
+          lastError: 'timed out', // kept for wa status; attempts 0 says the current event is fine
+          delivered: 1,
+          dead: 0,
+        });
+        expect(Date.parse(delivered.updatedAt)).not.toBeNaN();
+
+        // Failures of another event than the one recorded start afresh.
+        await store.recordWebhookDelivery(
+          's',
+          c2!,
+          { result: 'failed', error: 'HTTP 502', at: 5000, nextAt: 6000 },
+          fence,
+        );
+        await store.recordWebhookDelivery(
+          's',
+          c3!,
+          { result: 'failed', error: 'HTTP 503', at: 9000, nextAt: 9500 },
+          fence,
+        );
+        expect(await store.webhookPosition('s')).toMatchObject({ failingCursor: c3, attempts: 1, firstFailedAt: 9000 });
+
+        await store.recordWebhookDelivery('s', c2!, { result: 'skipped' }, fence);
+        const dead = await store.recordWebhookDelivery('s', c3!, { result: 'dead', error: 'HTTP 503' }, fence);
+        expect(dead).toMatchObject({ cursor: c3, attempts: 0, failingCursor: null, delivered: 1, dead: 1 });
+
+        // Never backwards: a late or repeated outcome at or before the position changes nothing.
+        for (const c of [c1!, c2!, c3!]) {
+          expect(await store.recordWebhookDelivery('s', c, { result: 'delivered' }, fence)).toEqual(dead);
+          expect(
+            await store.recordWebhookDelivery('s', c, { result: 'failed', error: 'x', at: 1, nextAt: 2 }, fence),
+          ).toEqual(dead);
+        }
+        expect(await store.webhookPosition('s')).toEqual(dead);
+        await store.recordWebhookDelivery('s', c4!, { result: 'delivered' }, fence);
+
+        // Kept across reopen, per session.
+        store = await h.reopen();
+        expect(await store.webhookPosition('s')).toMatchObject({ cursor: c4, delivered: 2, dead: 1 });
+        expect(await store.webhookPosition('other')).toBeUndefined();
+      });
+
+      it('fences positions by the lease: only the live owner moves one; a deposed owner gets E_LEASE_LOST and changes nothing', async () => {
+        await store.storeIncoming('s', [message('m1'), message('m2')], { replay: false });
+        const [c1, c2] = await cursorsOf('s');
+        await store.createSession('s', null);
+        // No lease at all: nobody may record fenced.
+        await expect(store.recordWebhookDelivery('s', c1!, { result: 'delivered' }, fence)).rejects.toMatchObject({
+          code: 'E_LEASE_LOST',
+          exitCode: 6,
+        });
+        await leased('s');
+        await store.recordWebhookDelivery('s', c1!, { result: 'delivered' }, fence);
+        await leased('s', 'owner-b'); // a takeover
+        await expect(store.recordWebhookDelivery('s', c2!, { result: 'delivered' }, fence)).rejects.toMatchObject({
+          code: 'E_LEASE_LOST',
+        });
+        await expect(
+          store.recordWebhookDelivery('s', c2!, { result: 'failed', error: 'HTTP 500', at: 1, nextAt: 2 }, fence),
+        ).rejects.toMatchObject({ code: 'E_LEASE_LOST' });
+        expect(await store.webhookPosition('s')).toMatchObject({ cursor: c1, delivered: 1, attempts: 0 });
+        // The new owner goes on from the stored position.
+        await store.recordWebhookDelivery('s', c2!, { result: 'delivered' }, { fence: 'owner-b' });
+        expect(await store.webhookPosition('s')).toMatchObject({ cursor: c2, delivered: 2 });
+        // An expired lease fences out even its own owner.
+        await store.acquireLease('s', owner('owner-b'), -1, true);
+        await store.storeIncoming('s', [message('m3')], { replay: false });
+        const c3 = (await cursorsOf('s'))[2]!;
+        await expect(
+          store.recordWebhookDelivery('s', c3, { result: 'delivered' }, { fence: 'owner-b' }),
+        ).rejects.toMatchObject({ code: 'E_LEASE_LOST' });
+      });
+
+      it('counts pending events after each position by type in one read, and deletes the position with its session', async () => {
+        for (const id of ['a', 'b', 'c']) await leased(id);
+        await store.storeIncoming('a', [message('a1'), message('a2')], { replay: false });
+        await store.appendEvent('a', { type: 'connection', connection: 'open', code: null, reason: null });
+        await store.storeIncoming('b', [message('b1')], { replay: false });
+        await store.enqueueMessage('b', { id: 'o1', to: CHAT, text: 'hi' }); // a status event
+        const [a1] = await cursorsOf('a');
+        await store.recordWebhookDelivery('a', a1!, { result: 'delivered' }, fence);
+        const [b1] = await cursorsOf('b');
+        await store.recordWebhookDelivery(
+          'b',
+          b1!,
+          { result: 'failed', error: 'HTTP 500', at: 1000, nextAt: 61_000 },
+          fence,
+        );
+
+        // Only sessions with a position row, unless every session is asked for.
+        const tracked = await store.webhookStats();
+        expect([...tracked.keys()]).toEqual(['a', 'b']);
+        expect(tracked.get('a')).toEqual({
+          pending: 2, // a2 and the connection event
+          dead: 0,
+          delivered: 1,
+          attempts: 0,
+          nextAttemptAt: null,
+          lastError: null,
+          tracked: true,
+        });
+        expect(tracked.get('b')).toEqual({
+          pending: 2, // b1 (failing) and the status event
+          dead: 0,
+          delivered: 0,
+          attempts: 1,
+          nextAttemptAt: new Date(61_000).toISOString(),
+          lastError: 'HTTP 500',
+          tracked: true,
+        });
+        const all = await store.webhookStats({ allSessions: true, types: ['message'] });
+        expect([...all.keys()]).toEqual(['a', 'b', 'c']);
+        expect(all.get('a')).toMatchObject({ pending: 1 });
+        expect(all.get('b')).toMatchObject({ pending: 1 });
+        // A session without a row has everything kept pending (delivery starts at its oldest event).
+        expect(all.get('c')).toEqual({
+          pending: 0,
+          dead: 0,
+          delivered: 0,
+          attempts: 0,
+          nextAttemptAt: null,
+          lastError: null,
+          tracked: false,
+        });
+        await store.storeIncoming('c', [message('c1')], { replay: false });
+        expect((await store.webhookStats({ allSessions: true })).get('c')).toMatchObject({
+          pending: 1,
+          tracked: false,
+        });
+        expect((await store.webhookStats({ types: ['state', 'status'] })).get('b')).toMatchObject({ pending: 1 });
+
+        expect(await store.deleteSession('a')).toBe(true);
+        expect(await store.webhookPosition('a')).toBeUndefined();
+        expect([...(await store.webhookStats()).keys()]).toEqual(['b']);
+      });
+
+      it('names the sessions with events after a cursor, for waking their webhook workers', async () => {
+        expect(await store.sessionsWithEventsAfter('0')).toEqual([]);
+        await store.storeIncoming('a', [message('a1')], { replay: false });
+        const last = await store.lastCursor();
+        await store.storeIncoming('b', [message('b1')], { replay: false });
+        await store.appendEvent('c', { type: 'state', state: 'paired' });
+        await store.storeIncoming('b', [message('b2')], { replay: false });
+        expect((await store.sessionsWithEventsAfter(last)).sort()).toEqual(['b', 'c']);
+        expect((await store.sessionsWithEventsAfter('0')).sort()).toEqual(['a', 'b', 'c']);
+        expect(await store.sessionsWithEventsAfter(await store.lastCursor())).toEqual([]);
+      });
+    });
+
     it('serves concurrent reads and writes without losing any', async () => {
       await Promise.all(
         Array.from({ length: 50 }, (_, i) =>

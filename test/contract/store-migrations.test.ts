@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SQLITE_SCHEMA_VERSION, SqliteStore } from '../../src/store/sqlite.js';
 import { freshSchema, pgUrl } from '../helpers/postgres.js';
 import { tempDir } from '../helpers/temp.js';
+import type { SessionStore } from '../../src/store/types.js';
 import { distUrl, race } from '../helpers/processes.js';
 
 describe('SQLite schema migrations', () => {
@@ -21,7 +22,9 @@ describe('SQLite schema migrations', () => {
     await store.close();
     // Turn it back into what wa's first release wrote.
     const raw = new Database(path);
-    raw.exec('DROP TABLE wa_meta; DROP TABLE wa_messages; DROP TABLE wa_events; DROP TABLE wa_outbox');
+    raw.exec(
+      'DROP TABLE wa_meta; DROP TABLE wa_messages; DROP TABLE wa_events; DROP TABLE wa_outbox; DROP TABLE wa_webhooks',
+    );
     raw.pragma('user_version = 1');
     raw.close();
 
@@ -54,6 +57,72 @@ describe('SQLite schema migrations', () => {
       ),
     ).toBe(1);
     await upgraded.close();
+  });
+});
+
+/** A v4 database (before webhooks): its outbox and events, and a lease to fence the first position write. */
+async function fillV4(store: SessionStore): Promise<void> {
+  await store.createSession('bot', null);
+  await store.writeCreds('bot', '{"account":{}}', { paired: true, jid: '1:1@s.whatsapp.net', name: 'A' });
+  await store.enqueueMessage('bot', { id: 'o1', to: '1@s.whatsapp.net', text: 'queued before the upgrade' });
+}
+
+async function checkV5(store: SessionStore): Promise<void> {
+  expect(await store.getOutgoing('bot', 'o1')).toMatchObject({ status: 'queued', text: 'queued before the upgrade' });
+  const events = await store.readEvents({ sessions: ['bot'] });
+  expect(events.map((e) => e.type)).toEqual(['state', 'status']);
+  // v5: no position yet, so everything kept is pending; the table takes a fenced write.
+  expect(await store.webhookPosition('bot')).toBeUndefined();
+  expect((await store.webhookStats({ allSessions: true })).get('bot')).toMatchObject({ pending: 2, tracked: false });
+  await store.acquireLease('bot', { ownerId: 'o', host: 'h', pid: 1 }, 30_000, false);
+  await store.recordWebhookDelivery('bot', events[0]!.cursor, { result: 'delivered' }, { fence: 'o' });
+  expect((await store.webhookStats()).get('bot')).toMatchObject({ pending: 1, delivered: 1, tracked: true });
+}
+
+describe('v4 to v5 (webhook positions)', () => {
+  let dir: Awaited<ReturnType<typeof tempDir>>;
+  beforeEach(async () => {
+    dir = await tempDir();
+  });
+  afterEach(() => dir.remove());
+
+  it('SQLite: adds wa_webhooks to a v4 database in place, keeping every row', async () => {
+    const path = join(dir.path, 'wa.db');
+    const store = new SqliteStore(path);
+    await fillV4(store);
+    await store.close();
+    const raw = new Database(path);
+    raw.exec('DROP TABLE wa_webhooks');
+    raw.pragma('user_version = 4');
+    raw.close();
+
+    const upgraded = new SqliteStore(path);
+    expect(upgraded.db.pragma('user_version', { simple: true })).toBe(5);
+    await checkV5(upgraded);
+    await upgraded.close();
+  });
+
+  it.skipIf(!pgUrl)('PostgreSQL: adds wa_webhooks to a v4 schema in place, keeping every row', async () => {
+    const schema = await freshSchema();
+    const { PostgresStore, POSTGRES_SCHEMA_VERSION } = await import('../../src/store/postgres.js');
+    try {
+      const store = await PostgresStore.open(schema.url);
+      await fillV4(store);
+      await store.pool.query(`DROP TABLE wa_webhooks`);
+      await store.pool.query(`UPDATE wa_meta SET value = '4' WHERE key = 'schema_version'`);
+      await store.close();
+
+      const upgraded = await PostgresStore.open(schema.url);
+      const version = await upgraded.pool.query<{ value: string }>(
+        `SELECT value FROM wa_meta WHERE key = 'schema_version'`,
+      );
+      expect(POSTGRES_SCHEMA_VERSION).toBe(5);
+      expect(version.rows[0]!.value).toBe('5');
+      await checkV5(upgraded);
+      await upgraded.close();
+    } finally {
+      await schema.drop();
+    }
   });
 });
 

@@ -40,6 +40,77 @@ describe('resolveConfig', () => {
   });
 });
 
+describe('webhook settings', () => {
+  const usage = (message: RegExp) =>
+    expect.objectContaining({
+      code: 'E_CONFIG',
+      exitCode: 2,
+      message: expect.stringMatching(message) as string,
+    }) as Error;
+
+  it('is off without WA_WEBHOOK_URL, and takes URL, secret and event filter with it', () => {
+    expect(resolveConfig({}, {}).webhook).toBeUndefined();
+    expect(resolveConfig({}, { WA_WEBHOOK_URL: '', WA_WEBHOOK_SECRET: 's' }).webhook).toBeUndefined();
+    expect(resolveConfig({}, { WA_WEBHOOK_URL: 'https://hooks.example/wa', WA_WEBHOOK_SECRET: 's' }).webhook).toEqual({
+      url: 'https://hooks.example/wa',
+      secret: 's',
+      events: undefined,
+    });
+    const filtered = resolveConfig(
+      {},
+      { WA_WEBHOOK_URL: 'http://127.0.0.1:9/x', WA_WEBHOOK_SECRET: 's', WA_WEBHOOK_EVENTS: ' status, message ,' },
+    );
+    // Kept in the documented order, whatever order they were given in.
+    expect(filtered.webhook?.events).toEqual(['message', 'status']);
+  });
+
+  it('refuses a URL that is not http(s), a URL without a secret, and unknown event types, naming them (exit 2)', () => {
+    for (const url of ['ftp://x/y', 'hooks.example/wa', 'ws://x/y', 'http//x']) {
+      expect(() => resolveConfig({}, { WA_WEBHOOK_URL: url, WA_WEBHOOK_SECRET: 's' }), url).toThrow(
+        usage(/WA_WEBHOOK_URL/),
+      );
+    }
+    expect(() => resolveConfig({}, { WA_WEBHOOK_URL: 'https://u:hunter2@x/y?q=1' }), 'no secret').toThrow(
+      usage(/WA_WEBHOOK_SECRET/),
+    );
+    expect(() => resolveConfig({}, { WA_WEBHOOK_URL: 'https://x/y', WA_WEBHOOK_SECRET: '  ' })).toThrow(
+      usage(/WA_WEBHOOK_SECRET/),
+    );
+    expect(() =>
+      resolveConfig(
+        {},
+        { WA_WEBHOOK_URL: 'https://x/y', WA_WEBHOOK_SECRET: 's', WA_WEBHOOK_EVENTS: 'message,reciept' },
+      ),
+    ).toThrow(usage(/unknown event type "reciept"/));
+    // Checked even before a URL is set.
+    expect(() => resolveConfig({}, { WA_WEBHOOK_EVENTS: 'messages' })).toThrow(usage(/"messages"/));
+    expect(() => resolveConfig({}, { WA_WEBHOOK_EVENTS: ' , ' })).toThrow(usage(/no event type/));
+    // The password of a bad URL is not repeated.
+    expect(() => resolveConfig({}, { WA_WEBHOOK_URL: 'ftp://u:hunter2@x/y', WA_WEBHOOK_SECRET: 's' })).toThrow(
+      expect.not.objectContaining({ message: expect.stringContaining('hunter2') as string }) as Error,
+    );
+  });
+
+  it('has webhook timing in WA_TIMING: 10 s timeout, 1 s to 5 min backoff, dead after 24 h, polled every 50 ms', () => {
+    expect(resolveConfig({}, {}).timing).toMatchObject({
+      webhookTimeoutMs: 10_000,
+      webhookBaseMs: 1000,
+      webhookCapMs: 300_000,
+      webhookMaxAgeMs: 86_400_000,
+      webhookPollMs: 50,
+    });
+    expect(
+      resolveConfig({}, { WA_TIMING: 'webhookMaxAgeMs=3000,webhookBaseMs=100,webhookCapMs=400' }).timing,
+    ).toMatchObject({
+      webhookMaxAgeMs: 3000,
+      webhookCapMs: 400,
+    });
+    expect(() => resolveConfig({}, { WA_TIMING: 'webhookBaseMs=5000,webhookCapMs=400' })).toThrow(
+      usage(/webhookBaseMs must not exceed webhookCapMs/),
+    );
+  });
+});
+
 describe('session ids', () => {
   it('accepts the documented id pattern only', () => {
     for (const ok of ['a', 'A1', 'bot.1', 'x_y-z', 'a'.repeat(64)]) expect(assertSessionId(ok)).toBe(ok);

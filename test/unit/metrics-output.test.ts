@@ -49,6 +49,41 @@ describe('Metrics.render', () => {
     expect(text.match(/^wa_messages\{/gm)).toHaveLength(8);
   });
 
+  it('counts webhook attempts by result, and shows pending and dead events from the database when configured', () => {
+    const metrics = new Metrics();
+    const idle = metrics.render([]);
+    expect(idle).toMatch(/^wa_webhook_deliveries_total\{result="ok"\} 0$/m);
+    expect(idle).not.toMatch(/wa_webhook_pending_events/); // not configured: no stats were read
+    metrics.webhookDelivery('ok');
+    metrics.webhookDelivery('ok');
+    metrics.webhookDelivery('failed');
+    metrics.webhookDelivery('dead');
+    const stats = (pending: number, dead: number) => ({
+      pending,
+      dead,
+      delivered: 0,
+      attempts: 0,
+      nextAttemptAt: null,
+      lastError: null,
+      tracked: true,
+    });
+    const text = metrics.render(
+      [],
+      new Map(),
+      new Map([
+        ['a', stats(3, 1)],
+        ['b', stats(2, 0)],
+      ]),
+    );
+    expect(text).toMatch(/^# TYPE wa_webhook_deliveries_total counter$/m);
+    expect(text).toMatch(/^wa_webhook_deliveries_total\{result="ok"\} 2$/m);
+    expect(text).toMatch(/^wa_webhook_deliveries_total\{result="failed"\} 1$/m);
+    expect(text).toMatch(/^wa_webhook_deliveries_total\{result="dead"\} 1$/m);
+    expect(text).toMatch(/^# TYPE wa_webhook_pending_events gauge$/m);
+    expect(text).toMatch(/^wa_webhook_pending_events 5$/m);
+    expect(text).toMatch(/^wa_webhook_dead_events 1$/m);
+  });
+
   it('renders sessions by state and connection, counters, the write histogram and rejections', () => {
     const metrics = new Metrics(() => 3);
     metrics.connect('open');

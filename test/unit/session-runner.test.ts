@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConnectLimiter } from '../../src/daemon/backoff.js';
 import { Metrics } from '../../src/daemon/metrics.js';
 import { SessionRunner } from '../../src/daemon/session-runner.js';
+import type { WebhookDispatcher } from '../../src/daemon/webhooks.js';
 import type { Disconnect } from '../../src/session/disconnect.js';
 import type { SessionAuth } from '../../src/session/session-auth.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
@@ -233,5 +234,69 @@ describe('SessionRunner on a scripted socket and a manual clock', () => {
     factory.last().close(boom(515, 'Stream Errored (restart required)'));
     await clock.advance(5);
     expect(factory.sockets).toHaveLength(6); // an open in between: at once again
+  });
+});
+
+describe('SessionRunner and webhooks', () => {
+  let store: SqliteStore;
+  let clock: ManualClock;
+  let factory: ReturnType<typeof scriptedFactory>;
+  let calls: string[];
+  let runner: SessionRunner;
+
+  beforeEach(async () => {
+    store = new SqliteStore(':memory:');
+    await store.createSession('bot', null);
+    await store.updateSession('bot', { state: 'paired' });
+    await store.acquireLease('bot', owner, timing.leaseTtlMs, false);
+    clock = new ManualClock();
+    factory = scriptedFactory();
+    calls = [];
+    // Stands in for WebhookDispatcher: records what the runner asks of it, and when.
+    const webhooks = {
+      deliver: (id: string, ownerId: string) => {
+        calls.push(`deliver ${id} as ${ownerId}`);
+        return {
+          stop: (options?: { drainMs?: number }) => {
+            calls.push(`stop${options?.drainMs ? ` draining ${options.drainMs} ms` : ''}`);
+            return Promise.resolve();
+          },
+        };
+      },
+    } as unknown as WebhookDispatcher;
+    runner = new SessionRunner({
+      store,
+      openSocket: factory.openSocket,
+      ownerId: owner.ownerId,
+      logger,
+      baileysLogger: logger,
+      timing,
+      metrics: new Metrics(),
+      clock,
+      webhooks,
+      id: 'bot',
+      limiter: new ConnectLimiter(timing.connectsPerSecond, clock),
+      onStopped: (_id, disconnect) => void calls.push(`stopped ${disconnect.action}`),
+    });
+    runner.start();
+  });
+  afterEach(async () => {
+    await runner.stop();
+    await store.close();
+  });
+
+  it('delivers from its start, connected or not, until it is stopped', async () => {
+    expect(calls).toEqual([`deliver bot as ${owner.ownerId}`]); // before any socket opened
+    await runner.stop();
+    expect(calls).toEqual([`deliver bot as ${owner.ownerId}`, 'stop']);
+  });
+
+  it('when it stops itself (logged out), lets delivery drain before the lease is released', async () => {
+    for (let i = 0; i < 200 && factory.sockets.length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+    factory.last().open();
+    await clock.advance(0);
+    factory.last().close(boom(401, 'Connection Failure'));
+    await clock.advance(0);
+    expect(calls.slice(1, 3)).toEqual([`stop draining ${timing.webhookTimeoutMs} ms`, 'stopped logged_out']);
   });
 });
