@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SQLITE_SCHEMA_VERSION } from '../../src/store/sqlite.js';
 import { runWa } from '../helpers/run-wa.js';
 import { tempDir } from '../helpers/temp.js';
 
@@ -138,7 +139,7 @@ describe('storage faults', () => {
     expect((await runWa(['--db', db, 'status', 'legacy'])).code).toBe(0);
     const after = new Database(db, { readonly: true });
     expect(after.prepare('SELECT * FROM whatsapp_auth ORDER BY session_id, data_key').all()).toEqual(before);
-    expect(after.pragma('user_version', { simple: true })).toBe(4);
+    expect(after.pragma('user_version', { simple: true })).toBe(SQLITE_SCHEMA_VERSION);
     after.close();
   });
 });
