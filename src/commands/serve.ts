@@ -2,6 +2,7 @@ import { settleBy, systemClock } from '../clock.js';
 import { type LogLevel } from '../config.js';
 import type { HttpAddress } from '../daemon/http.js';
 import { sharedRead, startHttp } from '../daemon/http.js';
+import { messageRoutes } from '../daemon/http-messages.js';
 import { Metrics } from '../daemon/metrics.js';
 import { Pairings } from '../daemon/pairing.js';
 import { SessionManager } from '../daemon/session-manager.js';
@@ -103,6 +104,12 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
       systemClock,
     );
     const outboxTotals = sharedRead(() => store.outboxTotals(), SESSIONS_CACHE_MS, systemClock);
+    // Sending, messages and the event log (README "HTTP API"): any daemon accepts, the owner sends.
+    const messages = messageRoutes({
+      store,
+      desk: (through) => manager.desk.with(through),
+      sessionIds: async () => (await sessionViews()).map((view) => view.id),
+    });
     const http = address
       ? await startHttp(
           address,
@@ -120,6 +127,7 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
               return { db: store.location, sessions: views, waiting: supervisor.waiting() };
             },
             metrics: async () => metrics.render(await sessionViews(), await outboxTotals(), await webhooks?.stats()),
+            messages,
             api: {
               create: async (id, label) => sessionView(await store.createSession(id, label)),
               remove: async (id, force) => {
@@ -175,6 +183,7 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
       ctx.signal.addEventListener('abort', () => resolve(), { once: true });
     });
     logger.info('stopping: closing sessions without logging out');
+    messages.close(); // long-polls and waiting sends answer now, while the store is still open
     const started = Date.now();
     const deadlineAt = systemClock.monotonic() + SHUTDOWN_DEADLINE_MS;
     closeBy = deadlineAt + STORE_CLOSE_GRACE_MS;

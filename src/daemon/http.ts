@@ -3,9 +3,21 @@ import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { BlockList, type Socket } from 'node:net';
 import type { Clock } from '../clock.js';
-import { ExitCode, isWaError, usageError } from '../errors.js';
+import { usageError } from '../errors.js';
 import { parsePhone } from '../phone.js';
-import { assertSessionId } from '../session-id.js';
+import type { MessageRoutes } from './http-messages.js';
+import {
+  failure,
+  invalid,
+  isReply,
+  json,
+  jsonObject,
+  problem,
+  sessionIdFrom,
+  type Handler,
+  type Reply,
+  type Route,
+} from './http-reply.js';
 import type { PairingEvent, PairMethod } from './pairing.js';
 
 export interface HttpRoutes {
@@ -15,6 +27,8 @@ export interface HttpRoutes {
   metrics(): Promise<string>;
   /** Sessions and pairing (README "The daemon", HTTP); without it those routes do not exist. */
   api?: SessionApi | undefined;
+  /** Sending, reading messages and the event log (README "HTTP API"); without it those routes do not exist. */
+  messages?: MessageRoutes | undefined;
 }
 
 /** What the session and pairing routes do; src/commands/serve.ts wires them to the store and src/daemon/pairing.ts. */
@@ -264,58 +278,12 @@ function loadPage(): PageFiles {
 
 const escapeHtml = (text: string): string => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
-interface Reply {
-  status: number;
-  body: string;
-  type?: string;
-  headers?: Record<string, string>;
-  /** A streamed answer (the pairing events): called with the response once the headers are written. */
-  stream?: (res: ServerResponse) => void;
-}
-
 const html = (status: number, body: string, headers?: Record<string, string>): Reply => ({
   status,
   body,
   type: 'text/html',
   ...(headers ? { headers } : {}),
 });
-
-const json = (status: number, body: unknown, headers?: Record<string, string>): Reply => ({
-  status,
-  body: `${JSON.stringify(body)}\n`,
-  ...(headers ? { headers } : {}),
-});
-const problem = (status: number, code: string, error: string, headers?: Record<string, string>): Reply =>
-  json(status, { error, code }, headers);
-
-/** Usage errors that are not the client's input being malformed: an unknown session, a taken id. */
-const STATUS_BY_CODE: Record<string, number> = {
-  E_SESSION_UNKNOWN: 404,
-  E_NOT_PAIRING: 404,
-  E_SESSION_EXISTS: 409,
-  E_SESSION_PAIRED: 409,
-};
-
-/** The HTTP status of each exit-code class (README "The daemon", HTTP). */
-function failure(error: unknown, onError: HttpOptions['onError']): Reply {
-  if (isWaError(error)) {
-    const byCode = STATUS_BY_CODE[error.code];
-    const status =
-      byCode !== undefined
-        ? byCode
-        : error.exitCode === ExitCode.usage
-          ? 400
-          : error.exitCode === ExitCode.notPaired || error.exitCode === ExitCode.busy
-            ? 409
-            : error.exitCode === ExitCode.unavailable || error.exitCode === ExitCode.storage
-              ? 503
-              : 500;
-    return problem(status, error.code, error.message);
-  }
-  onError?.(error);
-  // An unexpected error's message may carry anything (a path, a query): it stays in the log.
-  return problem(500, 'E_INTERNAL', 'internal error');
-}
 
 const hasBody = (req: IncomingMessage): boolean =>
   req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
@@ -349,12 +317,16 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer | 'too-larg
 /**
  * Caps open connections at `max` without letting idle ones lock everybody out: at the cap, a new
  * connection closes the connection idle longest (one that has not sent a complete request yet, or a
- * keep-alive one between requests); only when every connection is mid-request is the newcomer refused.
- * A client that opens sockets and sends nothing thus costs others nothing but its own sockets.
+ * keep-alive one between requests); failing that, it asks the long-poll parked longest to answer now
+ * (as if its wait ran out, then closing its connection); only when every connection is mid-request
+ * otherwise is the newcomer refused. A client that opens sockets and sends nothing, or parks long-polls
+ * on all of them, thus costs others nothing but its own sockets: /healthz always gets through.
  */
-function capConnections(server: Server, max: number): void {
+function capConnections(server: Server, max: number): { park: (socket: Socket, release: () => void) => () => void } {
   /** Requests in flight per socket; insertion order is the order they last became idle. */
   const open = new Map<Socket, number>();
+  /** Sockets whose request is a parked long-poll, oldest first, with how to make it answer now. */
+  const parked = new Map<Socket, () => void>();
   server.on('connection', (socket: Socket) => {
     if (open.size >= max) {
       let idle: Socket | undefined;
@@ -364,9 +336,15 @@ function capConnections(server: Server, max: number): void {
           break;
         }
       }
-      if (!idle) return void socket.destroy();
-      open.delete(idle);
-      idle.destroy();
+      if (idle) {
+        open.delete(idle);
+        idle.destroy();
+      } else {
+        const [oldest] = parked;
+        if (!oldest) return void socket.destroy();
+        parked.delete(oldest[0]);
+        oldest[1](); // it answers and closes: the newcomer takes its place
+      }
     }
     open.set(socket, 0);
     socket.once('close', () => open.delete(socket));
@@ -385,6 +363,14 @@ function capConnections(server: Server, max: number): void {
   });
   // The backstop for a burst: sockets destroyed above are only counted out by Node once they close.
   server.maxConnections = max + 64;
+  return {
+    park: (socket, release) => {
+      parked.set(socket, release);
+      return () => {
+        if (parked.get(socket) === release) parked.delete(socket);
+      };
+    },
+  };
 }
 
 const notAllowedOn = (method: string, path: string, allowed: string[]): Reply =>
@@ -463,44 +449,9 @@ function followPairing(api: SessionApi, id: string): Reply {
   };
 }
 
-/** A JSON body's object, or the 400/415 answer saying what is wrong with it. */
-function jsonObject(req: IncomingMessage, body: Buffer | undefined): Record<string, unknown> | Reply {
-  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type !== 'application/json') {
-    return problem(415, 'E_CONTENT_TYPE', 'send the body as JSON (Content-Type: application/json)');
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(body?.toString('utf8') ?? '');
-  } catch {
-    return problem(400, 'E_JSON', 'the body is not valid JSON');
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    return problem(400, 'E_JSON', 'the body must be a JSON object');
-  }
-  return value as Record<string, unknown>;
-}
-
-const invalid = (field: string, message: string): Reply => problem(400, 'E_INVALID', `${field}: ${message}`, {});
-
-/** A session id from the body or the path, or the 400 naming the field. */
-function sessionIdFrom(value: unknown, field: string): string | Reply {
-  if (typeof value !== 'string') return invalid(field, 'must be a string');
-  try {
-    return assertSessionId(value);
-  } catch (error) {
-    return invalid(field, error instanceof Error ? error.message : String(error));
-  }
-}
-
-const isReply = (value: unknown): value is Reply =>
-  typeof value === 'object' && value !== null && 'status' in value && 'body' in value;
-
-type Handler = (match: { id: string; url: URL; body: Buffer | undefined; req: IncomingMessage }) => Promise<Reply>;
-
 /**
  * The daemon's HTTP face: /healthz (process alive), /readyz, /sessions, /metrics, the session and pairing
- * routes, and the pairing page. Authentication comes first, before the body, the route and the method are
+ * routes, the message and event routes (src/daemon/http-messages.ts), and the pairing page. Authentication comes first, before the body, the route and the method are
  * looked at, so an unauthenticated client learns nothing but 401/403: with a token, every route but
  * /healthz (and the page's login) needs `Authorization: Bearer <token>` or the page's session cookie;
  * without one, a loopback bind serves everything (only local processes reach it) and any other bind
@@ -522,7 +473,7 @@ export async function startHttp(address: HttpAddress, routes: HttpRoutes, option
   let exposure: Exposure = 'public'; // until the bound address says otherwise
 
   /** method → handler, per path pattern; `{id}` is a session id segment. */
-  const table: Array<{ pattern: RegExp; methods: Record<string, Handler> }> = [
+  const table: Route[] = [
     {
       pattern: /^\/readyz$/,
       methods: {
@@ -593,6 +544,7 @@ export async function startHttp(address: HttpAddress, routes: HttpRoutes, option
       },
     );
   }
+  if (routes.messages) table.push(...routes.messages.routes);
 
   /** `POST /login`: the token typed on the login page becomes a session cookie (303 back to the page). */
   const login = (req: IncomingMessage, body: Buffer | undefined): Reply => {
@@ -634,7 +586,26 @@ export async function startHttp(address: HttpAddress, routes: HttpRoutes, option
     },
     (req, res) => {
       let bodyRead = !hasBody(req);
+      // The client going away before its answer: a long-poll or a send's wait stops for nobody.
+      const gone = new AbortController();
+      let unpark: (() => void) | undefined;
+      res.once('close', () => {
+        unpark?.();
+        if (!res.writableFinished) gone.abort();
+      });
+      /** Set when the connection cap asked a parked request to answer now: its connection then closes. */
+      let evicted = false;
+      const park = (): AbortSignal => {
+        const release = new AbortController();
+        unpark?.();
+        unpark = cap.park(req.socket, () => {
+          evicted = true;
+          release.abort();
+        });
+        return release.signal;
+      };
       const send = (reply: Reply): void => {
+        unpark?.();
         if (res.headersSent || res.destroyed) return;
         const headers: Record<string, string> = {
           ...SECURITY_HEADERS,
@@ -642,7 +613,7 @@ export async function startHttp(address: HttpAddress, routes: HttpRoutes, option
           ...reply.headers,
         };
         // A body left unread would be read and thrown away by Node to reuse the connection: close it instead.
-        if (!bodyRead) headers.connection = 'close';
+        if (!bodyRead || evicted) headers.connection = 'close';
         res.writeHead(reply.status, headers);
         if (reply.stream && req.method !== 'HEAD') return reply.stream(res);
         res.end(reply.body);
@@ -748,14 +719,15 @@ export async function startHttp(address: HttpAddress, routes: HttpRoutes, option
             if (isReply(checked)) return checked;
             id = checked;
           }
-          return handler({ id, url, body, req });
+          const params = match.slice(2).map((segment) => safeDecode(segment ?? ''));
+          return handler({ id, params, url, body, req, signal: gone.signal, park });
         }
         return problem(404, 'E_NOT_FOUND', `no route ${path}`);
       };
       handle().then(send, (error: unknown) => send(failure(error, onError)));
     },
   );
-  capConnections(server, limits.maxConnections);
+  const cap = capConnections(server, limits.maxConnections);
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -12,6 +12,7 @@
 import type { WASocket } from '@whiskeysockets/baileys';
 import { ExitCode, usageError, WaError } from '../errors.js';
 import { parseRecipient } from '../recipient.js';
+import type { EventWatch } from '../session/event-feed.js';
 import { NOT_ON_WHATSAPP, resolveRecipient } from '../session/outbox.js';
 import { FINAL_STATUSES, reached, waitForMessage, type WaitState } from '../session/message-wait.js';
 import type { OutgoingMessage, SessionStore } from '../store/types.js';
@@ -31,7 +32,13 @@ export interface SendRequest {
   /** Return once accepted (`queued`, the default) or once WhatsApp acked (`sent`) or the device received it (`delivered`). */
   wait?: WaitState | undefined;
   timeoutMs?: number | undefined;
+  /** The caller gave up (Ctrl-C, an HTTP client gone): as a timeout, a message still `queued` is cancelled. */
   signal?: AbortSignal | undefined;
+  /**
+   * Stop waiting but leave the message as it is (the daemon is stopping: the next owner sends it): a
+   * SendError E_STOPPING with the message as it stands.
+   */
+  detach?: AbortSignal | undefined;
 }
 
 export interface SendResult {
@@ -49,6 +56,24 @@ export class SendError extends WaError {
   }
 }
 
+/**
+ * A message as the HTTP API shows it (README "HTTP API"): what `wa send --json` prints (id, session, to,
+ * status, code) plus the caller's key and the times. Never the text: it is sealed at rest, and the
+ * caller has it.
+ */
+export function messageJson(message: OutgoingMessage): Record<string, unknown> {
+  return {
+    id: message.id,
+    session: message.session,
+    to: message.to,
+    status: message.status,
+    code: message.code,
+    key: message.key,
+    createdAt: message.createdAt,
+    updatedAt: message.updatedAt,
+  };
+}
+
 export interface MessageDeskDeps {
   store: SessionStore;
   /** The open Baileys socket of a session this process owns (Supervisor.socket), for the recipient check. */
@@ -56,6 +81,11 @@ export interface MessageDeskDeps {
   /** Baileys' generateMessageIDV2: the id is chosen before the row is written (src/session/outbox.ts). */
   newMessageId: (meJid: string | undefined) => string;
   tools: { jidNormalizedUser: (jid: string | undefined) => string };
+  /**
+   * Wait for a message's state through this shared watch (its status events) instead of reading its row
+   * every MESSAGE_POLL_MS: the daemon's HTTP waits, so many waiting clients cost one query a tick.
+   */
+  watch?: EventWatch | undefined;
 }
 
 export class MessageDesk {
@@ -63,6 +93,11 @@ export class MessageDesk {
 
   constructor(deps: MessageDeskDeps) {
     this.deps = deps;
+  }
+
+  /** The same desk reading and writing through another store and waiting with a watch (HTTP's, src/daemon/http-messages.ts). */
+  with(overrides: Pick<MessageDeskDeps, 'store' | 'watch'>): MessageDesk {
+    return new MessageDesk({ ...this.deps, ...overrides });
   }
 
   /**
@@ -99,22 +134,45 @@ export class MessageDesk {
       }
       if (found) to = found.jid;
     }
-    const { message, created } = await store.enqueueMessage(session.id, {
-      id: this.deps.newMessageId(session.jid ?? undefined),
-      to,
-      text: request.text,
-      key: request.key ?? null,
-    });
     const wait = request.wait ?? 'queued';
-    if (wait === 'queued' && !FINAL_STATUSES.has(message.status)) return { message, created };
-    const timeout = AbortSignal.timeout(request.timeoutMs ?? DEFAULT_SEND_TIMEOUT_MS);
-    const signal = request.signal ? AbortSignal.any([request.signal, timeout]) : timeout;
-    let current = await waitForMessage(store, message, wait, signal);
-    if (!reached(current, wait) && current.status === 'queued') {
-      current = (await store.cancelMessage(session.id, current.id)) ?? current;
+    // Watching starts before the row is written and read: a status change right after is not missed.
+    let id: string | undefined;
+    const watcher =
+      wait === 'queued' ? undefined : this.deps.watch?.watch([session.id], (e) => e.type === 'status' && e.id === id);
+    try {
+      const { message, created } = await store.enqueueMessage(session.id, {
+        id: this.deps.newMessageId(session.jid ?? undefined),
+        to,
+        text: request.text,
+        key: request.key ?? null,
+      });
+      id = message.id; // the existing message's, for a key used before
+      if (wait === 'queued' && !FINAL_STATUSES.has(message.status)) return { message, created };
+      const timeout = AbortSignal.timeout(request.timeoutMs ?? DEFAULT_SEND_TIMEOUT_MS);
+      const signal = AbortSignal.any([timeout, ...(request.signal ? [request.signal] : [])]);
+      const stop = request.detach ? AbortSignal.any([signal, request.detach]) : signal;
+      let current = await waitForMessage(store, message, wait, stop, watcher && ((s) => watcher.next(s)));
+      if (
+        !reached(current, wait) &&
+        request.detach?.aborted &&
+        !signal.aborted &&
+        !FINAL_STATUSES.has(current.status)
+      ) {
+        throw new SendError(
+          ExitCode.unavailable,
+          'E_STOPPING',
+          `this daemon is stopping; the message is ${current.status} and stays so: its session's next owner sends it`,
+          current,
+        );
+      }
+      if (!reached(current, wait) && current.status === 'queued') {
+        current = (await store.cancelMessage(session.id, current.id)) ?? current;
+      }
+      if (reached(current, wait)) return { message: current, created };
+      throw failure(current, wait);
+    } finally {
+      watcher?.close();
     }
-    if (reached(current, wait)) return { message: current, created };
-    throw failure(current, wait);
   }
 
   /** A message of the session's outbox, or a usage error (404 over HTTP) when there is none with that id. */

@@ -29,17 +29,22 @@ export const FINAL_STATUSES: ReadonlySet<OutgoingStatus> = new Set(['rejected', 
 
 export const reached = (message: OutgoingMessage, wait: WaitState): boolean => RANK[message.status] >= RANK[wait];
 
-/** Polls the message's row until it reached `wait`, became final, or `signal` fired; returns it as last read. */
+/**
+ * Reads the message's row until it reached `wait`, became final, or `signal` fired; returns it as last
+ * read. Between reads it waits for `wake`: by default MESSAGE_POLL_MS; the daemon's HTTP waits pass the
+ * next status event of the message from a shared EventWatch (src/session/event-feed.ts), since every
+ * status change appends one in the same transaction.
+ */
 export async function waitForMessage(
   store: SessionStore,
   message: OutgoingMessage,
   wait: WaitState,
   signal: AbortSignal,
-  pollMs = MESSAGE_POLL_MS,
+  wake: (signal: AbortSignal) => Promise<unknown> = (s) => abortableSleep(MESSAGE_POLL_MS, s),
 ): Promise<OutgoingMessage> {
   let current = message;
   while (!reached(current, wait) && !FINAL_STATUSES.has(current.status) && !signal.aborted) {
-    await abortableSleep(pollMs, signal);
+    await wake(signal);
     current = (await store.getOutgoing(current.session, current.id)) ?? current;
   }
   return current;
