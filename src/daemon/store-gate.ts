@@ -31,12 +31,19 @@ export class Gate {
   }
 }
 
-/** `store` with every method call passed through `gate`; properties (backend, location) read as they are. */
+/** Store methods that answer at once without the database (SessionStore): never queued, and never made async. */
+const UNGATED: ReadonlySet<PropertyKey> = new Set(['watchChanges', 'permissionWarning', 'raw']);
+
+/**
+ * `store` with every database call passed through `gate`; properties (backend, location) and the methods
+ * that do not touch the database (UNGATED) are as they are.
+ */
 export function gated<T extends object>(store: T, gate: Gate): T {
   return new Proxy(store, {
     get(target, property) {
       const value: unknown = Reflect.get(target, property, target);
       if (typeof value !== 'function') return value;
+      if (UNGATED.has(property)) return (value as (...a: unknown[]) => unknown).bind(target);
       return (...args: unknown[]): Promise<unknown> =>
         gate.run(() => Promise.resolve((value as (...a: unknown[]) => unknown).apply(target, args)));
     },
