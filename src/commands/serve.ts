@@ -9,7 +9,7 @@ import { SessionManager } from '../daemon/session-manager.js';
 import { WaError, ExitCode } from '../errors.js';
 import { createLogger, loadBaileys } from '../session/baileys.js';
 import { newOwner } from '../session/lease.js';
-import { sessionView } from '../session/session-view.js';
+import { sessionView, statusViews } from '../session/session-view.js';
 import { databaseFilesystem } from '../store/filesystem.js';
 import { unlockValues } from '../store/sealed.js';
 import { prettyLines } from '../terminal/log-format.js';
@@ -98,8 +98,9 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
 
     // /sessions and /metrics share one read of the sessions, at most one a second however many requests
     // come: the same store (and PostgreSQL pool) renews the leases, and a flood must not starve that.
+    const webhookTypes = ctx.config.webhook && { types: ctx.config.webhook.events };
     const sessionViews = sharedRead(
-      async () => (await store.listSessions()).map(sessionView),
+      async () => statusViews(store, await store.listSessions(), webhookTypes),
       SESSIONS_CACHE_MS,
       systemClock,
     );

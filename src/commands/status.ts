@@ -1,8 +1,14 @@
 import type { Context } from './context.js';
 import { table } from '../terminal/output.js';
 import { ExitCode, storageError, usageError, type ExitCode as ExitCodeType } from '../errors.js';
-import type { OutboxCounts, SessionRecord, WebhookStats } from '../store/types.js';
-import { corruptMessage, sessionView, type SessionView } from '../session/session-view.js';
+import type { SessionRecord } from '../store/types.js';
+import {
+  corruptMessage,
+  sessionView,
+  statusViews,
+  type SessionView,
+  type StatusView,
+} from '../session/session-view.js';
 
 /**
  * `wa status [id]`. With an id: exit 0 when paired, 3 otherwise, so scripts can branch on it. A session
@@ -11,8 +17,7 @@ import { corruptMessage, sessionView, type SessionView } from '../session/sessio
 export async function status(ctx: Context, id: string | undefined): Promise<ExitCodeType> {
   const store = await ctx.openStore('read');
   let sessions: SessionRecord[];
-  let outbox = new Map<string, OutboxCounts>();
-  let webhooks = new Map<string, WebhookStats>();
+  let views: StatusView[] = [];
   try {
     if (id === undefined) {
       sessions = store ? await store.listSessions() : [];
@@ -30,30 +35,14 @@ export async function status(ctx: Context, id: string | undefined): Promise<Exit
       }
       sessions = [session];
     }
-    // A read-only copy of a database older than the outbox (schema v4) has no outbox to count.
-    if (store) outbox = await store.outboxCounts().catch(() => outbox);
-    // Webhooks (schema v5): every session when they are configured here, else those delivered to before
-    // (a daemon elsewhere posts them). One query for all sessions, pending counted by the configured types.
-    const webhook = ctx.config.webhook;
     if (store) {
-      webhooks = await store
-        .webhookStats({ types: webhook?.events, allSessions: webhook !== undefined })
-        .catch(() => webhooks);
-    }
+      const webhook = ctx.config.webhook;
+      views = await statusViews(store, sessions, webhook && { types: webhook.events });
+    } else views = sessions.map(sessionView);
   } finally {
     await store?.close();
   }
 
-  // `outbox` only where messaging is in use: sessions with messages waiting (queued) or ambiguous (unknown).
-  const views: StatusView[] = sessions.map((session) => {
-    const counts = outbox.get(session.id);
-    const stats = webhooks.get(session.id);
-    return {
-      ...sessionView(session),
-      ...(counts ? { outbox: counts } : {}),
-      ...(stats ? { webhook: webhookView(stats) } : {}),
-    };
-  });
   if (id === undefined) {
     if (ctx.out.json) ctx.out.data({ db: store?.location ?? ctx.config.db, sessions: views });
     else ctx.out.result(views.length === 0 ? `No sessions yet. Add one: wa add my-bot` : renderTable(views));
@@ -72,18 +61,6 @@ export async function status(ctx: Context, id: string | undefined): Promise<Exit
   if (id !== undefined) return sessions[0]!.state === 'paired' ? ExitCode.ok : ExitCode.notPaired;
   return ExitCode.ok;
 }
-
-/** `wa status --json` `webhook`: README "Webhooks". */
-const webhookView = (stats: WebhookStats) => ({
-  pending: stats.pending,
-  dead: stats.dead,
-  delivered: stats.delivered,
-  attempts: stats.attempts,
-  nextAttemptAt: stats.nextAttemptAt,
-  lastError: stats.lastError,
-});
-
-type StatusView = SessionView & { outbox?: OutboxCounts; webhook?: ReturnType<typeof webhookView> };
 
 /** `3 pending, 1 dead, failing (4 attempts): HTTP 500`; the last error only while the current event fails. */
 function webhookText(w: NonNullable<StatusView['webhook']>): string {

@@ -225,6 +225,13 @@ describe('webhooks from wa serve', () => {
     const deadTotal = views.reduce((n, s) => n + (s.webhook?.dead ?? 0), 0);
     expect(metrics).toMatch(new RegExp(`^wa_webhook_dead_events ${deadTotal}$`, 'm'));
     expect(metrics).toMatch(/^wa_webhook_pending_events \d+$/m);
+    // GET /sessions is the same document as wa status --json (the daemon's view at most a second old).
+    const live = await until(async () => {
+      const body = (await (await fetch(`${base}/sessions`)).json()) as { sessions: typeof views };
+      const hook = body.sessions.find((s) => s.id === 'a')?.webhook;
+      return hook?.dead === a.dead ? hook : undefined;
+    }, '/sessions to show the dead event');
+    expect(live).toMatchObject({ dead: a.dead, lastError: 'HTTP 500' });
     // Dead, but still in the log.
     expect((await listen('a')).some((e) => e.cursor === m.cursor && e.text === M)).toBe(true);
     await stop(d);
