@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../clock.js';
 import type { Timing, WebhookConfig } from '../config.js';
 import { baileysSocketFactory, type Baileys, type BaileysSocketFactory } from '../session/baileys.js';
-import type { LeaseOwner } from '../session/lease.js';
+import { holderIsGone, type LeaseOwner } from '../session/lease.js';
 import type { SessionStore } from '../store/types.js';
 import { MessageDesk } from './message-desk.js';
 import { Metrics } from './metrics.js';
@@ -86,6 +86,7 @@ export class SessionManager {
       metrics,
       clock,
       webhooks: this.webhooks,
+      holderIsGone: (lease) => holderIsGone(lease),
       owner: options.owner,
       only: options.only ?? [],
       skip: options.skip,

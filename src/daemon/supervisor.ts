@@ -2,7 +2,7 @@ import type { SessionSocket } from '../session/connection.js';
 import type { Disconnect } from '../session/disconnect.js';
 import type { LeaseOwner } from '../session/lease.js';
 import { displayHost } from '../session/session-view.js';
-import type { SessionRecord } from '../store/types.js';
+import type { Lease, SessionRecord } from '../store/types.js';
 import { ConnectLimiter, pacingPolicy } from './backoff.js';
 import { SessionRunner, type DaemonServices } from './session-runner.js';
 
@@ -51,6 +51,11 @@ export interface SupervisorDeps extends DaemonServices {
   only: readonly string[];
   /** Sessions not to take even when eligible: being paired over HTTP in this process (src/daemon/pairing.ts). */
   skip?: ((id: string) => boolean) | undefined;
+  /**
+   * Whether a lease's holder is provably gone (src/session/lease.ts holderIsGone: it ran in this boot and
+   * PID namespace and its process is not running). Such a lease is taken at once instead of waited out.
+   */
+  holderIsGone?: ((lease: Lease) => boolean) | undefined;
 }
 
 /**
@@ -156,7 +161,7 @@ export class Supervisor {
     for (const s of sessions) {
       if (s.state !== 'paired' || this.runners.has(s.id) || this.isStopped(s)) continue;
       if (only.length > 0 && !only.includes(s.id)) continue;
-      if (s.lease === null || s.lease.ownerId === owner.ownerId) continue;
+      if (s.lease === null || s.lease.ownerId === owner.ownerId || this.gone(s.lease)) continue;
       seen.add(s.id);
       if (this.waitingFor.get(s.id)?.owner.ownerId === s.lease.ownerId) continue;
       const holder = { ownerId: s.lease.ownerId, host: displayHost(s.lease.host), pid: s.lease.pid };
@@ -176,7 +181,15 @@ export class Supervisor {
     if (session.state !== 'paired' || this.runners.has(session.id)) return false;
     if (this.deps.only.length > 0 && !this.deps.only.includes(session.id)) return false;
     if (this.isStopped(session) || this.deps.skip?.(session.id) === true) return false;
-    return session.lease === null || session.lease.ownerId === this.deps.owner.ownerId;
+    return session.lease === null || session.lease.ownerId === this.deps.owner.ownerId || this.gone(session.lease);
+  }
+
+  /**
+   * A lease whose holder crashed on this host (a bot or daemon killed with SIGKILL and restarted): taken
+   * at once rather than after its TTL, as `wa connect` does; never on a hostname match alone.
+   */
+  private gone(lease: Lease): boolean {
+    return this.deps.holderIsGone?.(lease) ?? false;
   }
 
   private isStopped(session: SessionRecord): boolean {
@@ -240,7 +253,20 @@ export class Supervisor {
       for (const session of shuffle(candidates).slice(0, perRound)) {
         if (this.stopping) break;
         const attemptAt = this.deps.clock.monotonic();
-        const result = await store.acquireLease(session.id, owner, timing.leaseTtlMs, false);
+        // From that holder only, atomically: never from someone who took the lease meanwhile.
+        const from = session.lease && session.lease.ownerId !== owner.ownerId ? session.lease : undefined;
+        const result = await store.acquireLease(
+          session.id,
+          owner,
+          timing.leaseTtlMs,
+          from ? { from: from.ownerId } : false,
+        );
+        if (result.acquired && from) {
+          logger.info(
+            { session: session.id, from: from.ownerId, pid: from.pid },
+            'took over the lease of a process that is gone (it ran on this host)',
+          );
+        }
         if (!result.acquired || this.stopping || this.runners.has(session.id)) continue;
         const waited = this.waitingFor.get(session.id);
         this.waitingFor.delete(session.id);

@@ -1,7 +1,7 @@
 import pino, { type Logger } from 'pino';
 import { DEFAULT_TIMING, type Timing } from '../../src/config.js';
 import { Metrics } from '../../src/daemon/metrics.js';
-import { Supervisor } from '../../src/daemon/supervisor.js';
+import { Supervisor, type SupervisorDeps } from '../../src/daemon/supervisor.js';
 import type { SessionStore } from '../../src/store/types.js';
 import type { ManualClock } from './manual-clock.js';
 import type { scriptedFactory } from './scripted-socket.js';
@@ -18,6 +18,7 @@ export function scriptedSupervisor(options: {
   clock: ManualClock;
   /** wa's own log lines (silent unless a test reads them). */
   logger?: Logger;
+  holderIsGone?: SupervisorDeps['holderIsGone'];
 }): Supervisor {
   return new Supervisor({
     store: options.store,
@@ -29,5 +30,6 @@ export function scriptedSupervisor(options: {
     clock: options.clock,
     owner: TEST_OWNER,
     only: [],
+    holderIsGone: options.holderIsGone,
   });
 }

@@ -149,6 +149,23 @@ describe('Supervisor during an overlapping deploy (another live owner holds the 
     expect(readiness).toMatchObject({ ready: true, waiting: ['a', 'b'], untaken: [], owned: 0 });
   });
 
+  it('takes a lease at once from a holder that is provably gone (crashed on this host), never from a live one', async () => {
+    await supervisor.stop();
+    const crashed = { ownerId: 'library-crashed', host: 'h#id:1', pid: 99 };
+    await store.acquireLease('a', crashed, timing.leaseTtlMs, true);
+    supervisor = scriptedSupervisor({
+      store,
+      factory,
+      clock,
+      logger: pino({ level: 'silent' }),
+      holderIsGone: (lease) => lease.ownerId === crashed.ownerId,
+    });
+    await supervisor.start();
+    expect(supervisor.owned().map((s) => s.id)).toEqual(['a']); // the first round, not after the TTL
+    expect(supervisor.waiting().map((w) => w.id)).toEqual(['b']); // the live old deployment is waited for
+    expect((await store.getSession('a'))?.lease?.ownerId).toBe(owner.ownerId);
+  });
+
   it('reads only the waited-for sessions each second, not the whole registry (which lists only per discovery round)', async () => {
     const listSessions = vi.spyOn(store, 'listSessions');
     const getSession = vi.spyOn(store, 'getSession');
