@@ -1,5 +1,4 @@
 import { settleBy, systemClock } from '../clock.js';
-import { type LogLevel } from '../config.js';
 import type { HttpAddress } from '../daemon/http.js';
 import { sharedRead, startHttp } from '../daemon/http.js';
 import { messageRoutes } from '../daemon/http-messages.js';
@@ -7,7 +6,7 @@ import { Metrics } from '../daemon/metrics.js';
 import { Pairings } from '../daemon/pairing.js';
 import { SessionManager } from '../daemon/session-manager.js';
 import { WaError, ExitCode } from '../errors.js';
-import { createLogger, loadBaileys } from '../session/baileys.js';
+import { baileysLevel, createLogger, loadBaileys } from '../session/baileys.js';
 import { newOwner } from '../session/lease.js';
 import { sessionView, statusViews } from '../session/session-view.js';
 import { databaseFilesystem } from '../store/filesystem.js';
@@ -35,12 +34,6 @@ export interface ServeOptions {
 export const SHUTDOWN_DEADLINE_MS = 6_000;
 /** What is left after the deadline for closing the store (a hanging pool never ends). */
 const STORE_CLOSE_GRACE_MS = 1_000;
-
-/** Baileys logs every connect at info; with hundreds of sessions that drowns wa's own lines, so it gets warn unless asked for more. */
-const baileysLevel = (level: LogLevel): LogLevel =>
-  level === 'debug' || level === 'trace' || level === 'silent' || level === 'error' || level === 'fatal'
-    ? level
-    : 'warn';
 
 /**
  * `wa serve [id…]`: the foreground daemon. Keeps every paired session it can own connected until the first
