@@ -5,7 +5,7 @@ import { connectSession, type StopReason } from '../session/pairing-flow.js';
 import { unlockValues } from '../store/sealed.js';
 import type { SessionStore } from '../store/types.js';
 import { createConnectView, type ConnectView } from '../terminal/connect-view.js';
-import { requireSession } from './common.js';
+import { requireSession } from '../session/registry.js';
 import type { Context } from './context.js';
 
 export interface ConnectOptions {

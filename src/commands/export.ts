@@ -1,7 +1,7 @@
 import { countByType, writeAuthFolder } from '../auth/auth-folder.js';
 import type { Context } from './context.js';
 import { ExitCode, WaError } from '../errors.js';
-import { requireSession } from './common.js';
+import { requireSession } from '../session/registry.js';
 
 /** `wa export <id> <dir>`: writes the session as a useMultiFileAuthState folder that plain Baileys logs in with. */
 export async function exportFolder(ctx: Context, id: string, dir: string): Promise<void> {

@@ -1,7 +1,7 @@
 import { readAuthFolder } from '../auth/auth-folder.js';
 import type { Context } from './context.js';
 import { usageError } from '../errors.js';
-import { assertNotBusy } from './common.js';
+import { assertNotBusy } from '../session/registry.js';
 
 /**
  * `wa import <id> <dir>`: copies a useMultiFileAuthState folder into the database in one transaction

@@ -8,7 +8,7 @@ import { usageError } from '../errors.js';
 import { EVENT_PAGE, eventFeed, toJson } from '../session/event-feed.js';
 import type { StoredEvent } from '../store/types.js';
 import { printable } from '../terminal/log-format.js';
-import { requireSession } from './common.js';
+import { requireSession } from '../session/registry.js';
 import type { Context } from './context.js';
 
 export interface ListenOptions {

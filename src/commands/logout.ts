@@ -8,7 +8,7 @@ import { SessionAuth } from '../session/session-auth.js';
 import { unlockValues } from '../store/sealed.js';
 import type { SessionStore } from '../store/types.js';
 import { createConnectView } from '../terminal/connect-view.js';
-import { requireSession } from './common.js';
+import { requireSession } from '../session/registry.js';
 import type { Context } from './context.js';
 
 export interface LogoutOptions {

@@ -1,5 +1,5 @@
 import type { Context } from './context.js';
-import { removeSession } from './common.js';
+import { removeSession } from '../session/registry.js';
 
 /** `wa rm <id>`: deletes the session and all its data. A paired session needs --force (or a logout first). */
 export async function rm(ctx: Context, id: string, options: { force?: boolean | undefined }): Promise<void> {

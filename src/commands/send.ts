@@ -8,7 +8,7 @@ import { SessionAuth } from '../session/session-auth.js';
 import { unlockValues } from '../store/sealed.js';
 import { abortableSleep, reached, waitForMessage, type WaitState } from '../session/message-wait.js';
 import type { OutgoingMessage, SessionStore } from '../store/types.js';
-import { requireSession } from './common.js';
+import { requireSession } from '../session/registry.js';
 import type { Context } from './context.js';
 
 export type { WaitState };

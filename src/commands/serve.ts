@@ -4,15 +4,15 @@ import { sharedRead, startHttp } from '../daemon/http.js';
 import { messageRoutes } from '../daemon/http-messages.js';
 import { Metrics } from '../daemon/metrics.js';
 import { Pairings } from '../daemon/pairing.js';
+import { sessionApi } from '../daemon/session-api.js';
 import { SessionManager } from '../daemon/session-manager.js';
-import { WaError, ExitCode } from '../errors.js';
 import { baileysLevel, createLogger, loadBaileys } from '../session/baileys.js';
 import { newOwner } from '../session/lease.js';
-import { sessionView, statusViews } from '../session/session-view.js';
+import { statusViews } from '../session/session-view.js';
 import { databaseFilesystem } from '../store/filesystem.js';
 import { unlockValues } from '../store/sealed.js';
 import { prettyLines } from '../terminal/log-format.js';
-import { removeSession, requireSession } from './common.js';
+import { requireSession } from '../session/registry.js';
 import type { Context } from './context.js';
 
 /** A pairing over HTTP not done after this long is given up, as `wa connect`'s default timeout. */
@@ -122,39 +122,7 @@ export async function serve(ctx: Context, ids: string[], options: ServeOptions):
             },
             metrics: async () => metrics.render(await sessionViews(), await outboxTotals(), await webhooks?.stats()),
             messages,
-            api: {
-              create: async (id, label) => sessionView(await store.createSession(id, label)),
-              remove: async (id, force) => {
-                if (pairing.isPairing(id)) {
-                  throw new WaError(ExitCode.busy, 'E_PAIRING_ACTIVE', `session '${id}' is being paired`, {
-                    hint: `DELETE /sessions/${id}/pair first`,
-                  });
-                }
-                // As `wa rm`: never one a live process holds (this daemon included), a paired one only forced.
-                await removeSession(store, id, force, {
-                  detail: 'removing it leaves the device listed on the phone (?force=1 removes it anyway)',
-                });
-                return { id, removed: true };
-              },
-              pair: async (id, method) => {
-                if (!supervisor.serves(id)) {
-                  throw new WaError(ExitCode.busy, 'E_NOT_SERVED', `this daemon serves only ${ids.join(', ')}`);
-                }
-                return { ...(await pairing.start(id, method)), state: 'pairing' };
-              },
-              cancelPair: async (id) => {
-                await pairing.cancel(id);
-                return { id, cancelled: true };
-              },
-              follow: (id, onEvent, onEnd) => pairing.subscribe(id, onEvent, onEnd),
-              qrSvg: async (id) => {
-                const qr = pairing.currentQr(id);
-                if (qr === undefined) return undefined;
-                const { default: qrcode } = await import('qrcode');
-                // Dark on light with the 4-module quiet zone scanners expect (ISO/IEC 18004).
-                return qrcode.toString(qr, { type: 'svg', margin: 4, color: { dark: '#000000', light: '#ffffff' } });
-              },
-            },
+            api: sessionApi({ store, pairing, supervisor, only: ids }),
           },
           { token: ctx.config.apiToken, onError: (err: unknown) => logger.error({ err }, 'HTTP route failed') },
         )

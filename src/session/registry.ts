@@ -1,5 +1,9 @@
+/**
+ * The registry checks every verb shares (`wa connect`, `wa rm`, `DELETE /sessions/{id}`, …): a session that
+ * must exist, must not be held by a live process, and is removed only under the same rules everywhere.
+ */
 import { ExitCode, usageError, WaError } from '../errors.js';
-import { describeOwner } from '../session/session-view.js';
+import { describeOwner } from './session-view.js';
 import type { SessionRecord, SessionStore } from '../store/types.js';
 
 /** Loads a session (its id was validated at the CLI edge), or throws a usage error (exit 2) naming what to run instead. */
