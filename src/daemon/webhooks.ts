@@ -141,7 +141,16 @@ export class WebhookDispatcher {
   private ensurePolling(): void {
     if (this.stopPolling) return;
     this.seen = undefined;
-    this.stopPolling = this.options.clock.every(this.options.timing.webhookPollMs, () => void this.poll());
+    const stopTimer = this.options.clock.every(this.options.timing.webhookPollMs, () => void this.poll());
+    // The store's change hints (an event stored by this process, or by any on PostgreSQL) wake the session's
+    // worker at once; the poll stays, for writers the hints do not reach (other processes on SQLite).
+    const unwatch = this.options.store.watchChanges((change) => {
+      if (change.kind === 'events') this.workers.get(change.session)?.wake();
+    });
+    this.stopPolling = () => {
+      stopTimer();
+      unwatch();
+    };
   }
 
   private pausePolling(): void {

@@ -13,6 +13,7 @@ import { Metrics } from '../../src/daemon/metrics.js';
 import { WebhookDispatcher, type WebhookTiming } from '../../src/daemon/webhooks.js';
 import { eventJson } from '../../src/store/message-rows.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
+import { until } from '../helpers/until.js';
 import type { IncomingMessage as WaMessage, StoredEvent } from '../../src/store/types.js';
 import { captureStream } from '../helpers/capture-stream.js';
 import { ManualClock } from '../helpers/manual-clock.js';
@@ -336,6 +337,8 @@ describe('WebhookDispatcher', () => {
       polls++;
       return lastCursor();
     };
+    // As writes by another process on SQLite: no change hint reaches this one, only the poll sees them.
+    store.watchChanges = () => () => undefined;
     const d = dispatcher();
     for (const id of ['a', 'b', 'c']) d.deliver(id, OWNER.ownerId);
     await runUntil(() => reads.length >= 3, 'the first read of each');
@@ -349,6 +352,16 @@ describe('WebhookDispatcher', () => {
     await store.storeIncoming('b', [message('b1')], { replay: false });
     await runUntil(() => receiver.received.length >= 1, 'b1');
     expect(reads).toEqual(['b', 'b']); // the woken worker reads, posts, and finds nothing more
+  });
+
+  it('a change hint (an event stored by this process) wakes the session at once, before any poll tick', async () => {
+    await lease('a');
+    const d = dispatcher();
+    d.deliver('a', OWNER.ownerId);
+    await clock.advance(1000);
+    await new Promise((r) => setTimeout(r, 20));
+    await store.storeIncoming('a', [message('a1')], { replay: false });
+    await until(() => receiver.received.length >= 1, 'a1 without the clock moving', 2000);
   });
 
   it('stops mid-retry at once, posts nothing more, and leaves no timer behind', async () => {
