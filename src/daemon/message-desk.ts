@@ -13,7 +13,7 @@ import type { WASocket } from '@whiskeysockets/baileys';
 import { ExitCode, usageError, WaError } from '../errors.js';
 import { parseRecipient } from '../recipient.js';
 import type { EventWatch } from '../session/event-feed.js';
-import { NOT_ON_WHATSAPP, resolveRecipient } from '../session/outbox.js';
+import { KnownNumbers, NOT_ON_WHATSAPP, resolveRecipient } from '../session/outbox.js';
 import { FINAL_STATUSES, reached, waitForMessage, type WaitState } from '../session/message-wait.js';
 import type { OutgoingMessage, SessionStore } from '../store/types.js';
 
@@ -90,14 +90,20 @@ export interface MessageDeskDeps {
 
 export class MessageDesk {
   private readonly deps: MessageDeskDeps;
+  /**
+   * Numbers found on WhatsApp lately, shared by every send through this desk (and its with() copies): a
+   * burst of messages to one contact asks WhatsApp once, not once per message (see KnownNumbers).
+   */
+  private readonly known: KnownNumbers;
 
-  constructor(deps: MessageDeskDeps) {
+  constructor(deps: MessageDeskDeps, known = new KnownNumbers()) {
     this.deps = deps;
+    this.known = known;
   }
 
   /** The same desk reading and writing through another store and waiting with a watch (HTTP's, src/daemon/http-messages.ts). */
   with(overrides: Pick<MessageDeskDeps, 'store' | 'watch'>): MessageDesk {
-    return new MessageDesk({ ...this.deps, ...overrides });
+    return new MessageDesk({ ...this.deps, ...overrides }, this.known);
   }
 
   /**
@@ -128,7 +134,7 @@ export class MessageDesk {
     if (socket) {
       // Asked of WhatsApp before anything is queued. A socket that cannot answer (it just closed) is no
       // reason to refuse: the owner checks again before it sends.
-      const found = await resolveRecipient(socket, recipient.jid, this.deps.tools).catch(() => undefined);
+      const found = await resolveRecipient(socket, recipient.jid, this.deps.tools, this.known).catch(() => undefined);
       if (found && 'notOnWhatsApp' in found) {
         throw usageError('E_NOT_ON_WHATSAPP', `to: ${recipient.jid.split('@')[0]} is not on WhatsApp`);
       }

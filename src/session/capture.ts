@@ -20,6 +20,14 @@
  * retried, and one that keeps failing is logged at error with the message ids it could not store. Log
  * lines carry counts and ids, never message content.
  *
+ * Live messages come one upsert each (one per stanza, Socket/messages-recv.js upsertMessage), and each
+ * write is a transaction with its own fsync. Messages that arrive while earlier writes are still queued are
+ * stored together, in one transaction (a Batch): a session that is keeping up writes each message at once,
+ * one that fell behind (a burst, a slow disk) catches up with one commit for the whole queue instead of
+ * one per message (bench:messages (c)). The batch closes when its write starts, so nothing waits longer
+ * than the writes before it; an undecryptable stub or a connection event closes it too, keeping the
+ * log in arrival order.
+ *
  * Message writes are not lease-fenced: a message is only ever added (deduplicated by its key), so a
  * deposed owner storing one more copy harms nothing, while refusing it could lose the only copy.
  */
@@ -124,6 +132,12 @@ const RETRY_DELAYS_MS = [250, 1000, 3000, 10_000, 30_000];
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Upserted messages of one kind (live or backlog) waiting for their write, which takes every one of them. */
+interface Batch {
+  replay: boolean;
+  messages: IncomingMessage[];
+}
+
 export interface CaptureHooks {
   /** Called with the number of new messages after each stored batch (serve counts them for /metrics). */
   onStored?: ((count: number) => void) | undefined;
@@ -139,6 +153,8 @@ export interface CaptureHooks {
 export class MessageCapture {
   private chain: Promise<void> = Promise.resolve();
   private pending = 0;
+  /** The batch still taking messages: its write is queued and has not started. */
+  private open: Batch | undefined;
   private closed = false;
   private backlogSeen = false;
   private readonly backlog: Promise<void>;
@@ -253,18 +269,7 @@ export class MessageCapture {
       else if (captured) stubs.push(captured);
       else this.log.debug({ id: msg.key?.id, type }, 'skipped a message without content of its own');
     }
-    const replay = type === 'append';
-    if (stored.length > 0) {
-      void this.enqueue(async () => {
-        const count = await this.withRetry(
-          () => this.store.storeIncoming(this.sessionId, stored, { replay }),
-          stored.map((m) => m.id),
-        );
-        if (count === undefined) return;
-        if (count > 0) this.hooks.onStored?.(count);
-        this.log.info({ session: this.sessionId, received: stored.length, stored: count, replay }, 'messages stored');
-      });
-    }
+    if (stored.length > 0) this.addToBatch(stored, type === 'append');
     for (const stub of stubs) {
       void this.enqueue(async () => {
         const { type: _t, ...where } = stub;
@@ -280,6 +285,31 @@ export class MessageCapture {
     }
   }
 
+  /** Adds the messages to the open batch of their kind, or queues a new batch's write. */
+  private addToBatch(messages: IncomingMessage[], replay: boolean): void {
+    if (this.open?.replay === replay) {
+      this.open.messages.push(...messages);
+      return;
+    }
+    const batch: Batch = { replay, messages: [...messages] };
+    void this.enqueue(async () => {
+      // Its turn: one macrotask more, so that the upserts of stanzas already read join it, then it closes.
+      await new Promise((resolve) => setImmediate(resolve));
+      if (this.open === batch) this.open = undefined;
+      const count = await this.withRetry(
+        () => this.store.storeIncoming(this.sessionId, batch.messages, { replay }),
+        batch.messages.map((m) => m.id),
+      );
+      if (count === undefined) return;
+      if (count > 0) this.hooks.onStored?.(count);
+      this.log.info(
+        { session: this.sessionId, received: batch.messages.length, stored: count, replay },
+        'messages stored',
+      );
+    });
+    this.open = batch; // after enqueue(), which closes whatever batch was open
+  }
+
   private event(event: EventInput): void {
     if (this.closed) return;
     void this.enqueue(async () => {
@@ -289,7 +319,9 @@ export class MessageCapture {
     });
   }
 
+  /** Queues a write behind the others. Anything queued closes the open batch: later messages go after it. */
   private enqueue(work: () => Promise<void>): Promise<void> {
+    this.open = undefined;
     this.pending++;
     this.chain = this.chain
       .then(work)

@@ -35,6 +35,10 @@ const ACK_TIMEOUT_MS = 30_000;
 export const GET_MESSAGE_MAX_AGE_MS = 24 * 3600 * 1000;
 /** The code of a message to a number that is not on WhatsApp. */
 export const NOT_ON_WHATSAPP = 'not-on-whatsapp';
+/** How long a socket takes a number it found on WhatsApp to stay there (see KnownNumbers). */
+export const KNOWN_NUMBER_TTL_MS = 10 * 60 * 1000;
+/** How many numbers a socket remembers at most (the oldest is forgotten first). */
+const KNOWN_NUMBERS_MAX = 1000;
 
 const isLeaseLost = (error: unknown): boolean =>
   error instanceof Error && (error as { code?: unknown }).code === 'E_LEASE_LOST';
@@ -44,13 +48,53 @@ type Tools = { jidNormalizedUser: (jid: string | undefined) => string };
 export type Resolution = { jid: string } | { notOnWhatsApp: true };
 
 /**
- * Where a message to `to` goes: a LID as is; a number only if it is on WhatsApp, to its LID when WhatsApp
- * has one for it. Throws when the socket cannot ask (closed, timed out).
+ * Numbers one socket found on WhatsApp, for KNOWN_NUMBER_TTL_MS. `onWhatsApp` is a usync query, a round
+ * trip to WhatsApp (lib/Socket/socket.js executeUSyncQuery) that WhatsApp rate-limits; asked once per
+ * message, a burst of messages to one contact would ask once per message (bench:messages (b) measures the
+ * cost). Only "it exists" is remembered: a number not on WhatsApp is asked about again every time, so no
+ * message is ever rejected on an old answer.
  */
-export async function resolveRecipient(sock: WASocket, to: string, tools: Tools): Promise<Resolution> {
+export class KnownNumbers {
+  private readonly seen = new Map<string, number>();
+  private readonly now: () => number;
+
+  constructor(now: () => number = Date.now) {
+    this.now = now;
+  }
+
+  has(jid: string): boolean {
+    const at = this.seen.get(jid);
+    if (at === undefined) return false;
+    if (this.now() - at < KNOWN_NUMBER_TTL_MS) return true;
+    this.seen.delete(jid);
+    return false;
+  }
+
+  add(jid: string): void {
+    this.seen.delete(jid); // re-inserted last: the Map's order is the age order
+    this.seen.set(jid, this.now());
+    if (this.seen.size > KNOWN_NUMBERS_MAX) this.seen.delete(this.seen.keys().next().value!);
+  }
+}
+
+/**
+ * Where a message to `to` goes: a LID as is; a number only if it is on WhatsApp (asked unless `known` has
+ * it), to its LID when WhatsApp has one for it. The LID is looked up every time (Baileys keeps the mappings
+ * in an in-memory cache in front of the store: lib/Signal/lid-mapping.js), so a contact that moved to LID
+ * is followed at once. Throws when the socket cannot ask (closed, timed out).
+ */
+export async function resolveRecipient(
+  sock: WASocket,
+  to: string,
+  tools: Tools,
+  known?: KnownNumbers,
+): Promise<Resolution> {
   if (to.endsWith('@lid')) return { jid: to };
-  const [found] = (await sock.onWhatsApp(to)) ?? [];
-  if (!found?.exists) return { notOnWhatsApp: true };
+  if (!known?.has(to)) {
+    const [found] = (await sock.onWhatsApp(to)) ?? [];
+    if (!found?.exists) return { notOnWhatsApp: true };
+    known?.add(to);
+  }
   const lid = await sock.signalRepository.lidMapping.getLIDForPN(to);
   return { jid: lid ? tools.jidNormalizedUser(lid) : to };
 }
@@ -95,6 +139,8 @@ export class OutboxSender {
   private writes: Promise<unknown> = Promise.resolve();
   /** Stops the store's change hints: a message queued for this session wakes an idle loop at once. */
   private readonly unwatch: () => void;
+  /** Per socket: a new connection asks WhatsApp again. */
+  private readonly known = new KnownNumbers();
 
   private readonly sock: WASocket;
   private readonly store: SessionStore;
@@ -215,7 +261,7 @@ export class OutboxSender {
     const { id } = message;
     let target: Resolution;
     try {
-      target = await resolveRecipient(this.sock, message.to, this.tools);
+      target = await resolveRecipient(this.sock, message.to, this.tools, this.known);
     } catch (error) {
       // Nothing was written; `unknown` is resent with the same id by the next connection, which costs nothing.
       this.log.warn({ err: error, id }, 'could not look the recipient up; will try again after reconnecting');

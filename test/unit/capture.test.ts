@@ -175,6 +175,47 @@ describe('MessageCapture', () => {
     await store.close();
   });
 
+  it('stores messages that arrive while a write is under way together, in one transaction, in arrival order', async () => {
+    const store = new SqliteStore(':memory:');
+    const writes: number[] = [];
+    const original = store.storeIncoming.bind(store);
+    let release: (() => void) | undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    store.storeIncoming = async (session, messages, options) => {
+      writes.push(messages.length);
+      if (writes.length === 1) await held; // a slow first write: the rest queue up behind it
+      return original(session, messages, options);
+    };
+    const { socket, ev } = fakeSocket();
+    const capture = new MessageCapture(socket, store, 'bot', silent, baileys);
+    const live = (id: string) => ({
+      type: 'notify',
+      messages: [wa({ conversation: id }, { key: { remoteJid: PEER, id } })],
+    });
+    ev.emit('messages.upsert', live('m1'));
+    await new Promise((resolve) => setTimeout(resolve, 20)); // m1's write has started
+    for (const id of ['m2', 'm3', 'm4']) ev.emit('messages.upsert', live(id));
+    ev.emit('messages.upsert', {
+      type: 'append',
+      messages: [wa({ conversation: 'old' }, { key: { remoteJid: PEER, id: 'o1' } })],
+    });
+    ev.emit('messages.upsert', live('m5'));
+    release!();
+    expect(await capture.settle(5000)).toBe(true);
+    // m2–m4 in one write; the backlog message in its own (replay differs); m5 after it, in order.
+    expect(writes).toEqual([1, 3, 1, 1]);
+    const events = await store.readEvents();
+    expect(events.map((e) => (e.type === 'message' ? `${e.id}:${e.replay}` : e.type))).toEqual([
+      'm1:false',
+      'm2:false',
+      'm3:false',
+      'm4:false',
+      'o1:true',
+      'm5:false',
+    ]);
+    await store.close();
+  });
+
   it('retries a failed write instead of dropping the message', async () => {
     const store = new SqliteStore(':memory:');
     let failures = 1;
