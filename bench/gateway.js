@@ -165,6 +165,26 @@ function cpuSeconds(pid) {
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // fields 14 (utime) and 15 (stime)
 }
 
+/**
+ * CPU pressure (Linux PSI, /proc/pressure/cpu "some"): the total time in µs some runnable task waited for a
+ * CPU. Its growth over a window, as a share of the window, says how contended the machine was then (the
+ * load average lags by a minute and counts this benchmark's own processes too). NaN where PSI is absent.
+ */
+function cpuStallUs() {
+  try {
+    return Number(/^some .*total=(\d+)/m.exec(readFileSync('/proc/pressure/cpu', 'utf8'))?.[1]);
+  } catch {
+    return NaN;
+  }
+}
+const psiAvg60 = () => {
+  try {
+    return /^some avg10=([\d.]+) avg60=([\d.]+)/m.exec(readFileSync('/proc/pressure/cpu', 'utf8'))?.[2] ?? '?';
+  } catch {
+    return '?';
+  }
+};
+
 function rssKb(pid) {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1]);
@@ -685,7 +705,7 @@ async function webhooks(server) {
 async function latency(server, receiver, daemon) {
   const count = Math.round(RATE * DURATION_S);
   process.stdout.write(`(a) webhook latency: ${count} messages at ${RATE}/s…`);
-  const cpu0 = { wa: cpuSeconds(daemon.pid), server: cpuSeconds(server.pid), at: now() };
+  const cpu0 = { wa: cpuSeconds(daemon.pid), server: cpuSeconds(server.pid), stall: cpuStallUs(), at: now() };
   // This process runs the receiver and the schedule: its own event-loop delay bounds what it adds.
   const loopDelay = monitorEventLoopDelay({ resolution: 5 });
   loopDelay.enable();
@@ -705,6 +725,7 @@ async function latency(server, receiver, daemon) {
   const cpu = {
     benchLoopP99: loopDelay.percentile(99) / 1e6,
     benchLoopMax: loopDelay.max / 1e6,
+    stall: ((cpuStallUs() - cpu0.stall) / 1e6 / windowS) * 100,
     wa: ((cpuSeconds(daemon.pid) - cpu0.wa) / windowS) * 100,
     server: ((cpuSeconds(server.pid) - cpu0.server) / windowS) * 100,
   };
@@ -720,7 +741,23 @@ async function latency(server, receiver, daemon) {
     toStored.push(d.storedAt - sent.askedAt[i]);
     storedToPost.push(d.at - d.storedAt);
   }
+  // The webhook's service time: consecutive POSTs where the later event was already stored when the one
+  // before it arrived (the worker was behind, so nothing but the work itself separated them).
+  const posts = receiver.requests.filter((r) => r.text?.startsWith('lat ') && r.status < 300);
+  const backToBack = [];
+  for (let k = 1; k < posts.length; k++)
+    if (posts[k].storedAt <= posts[k - 1].at) backToBack.push(posts[k].at - posts[k - 1].at);
   const callMs = sent.askedAt.map((t, i) => sent.returnedAt[i] - t);
+  // p99 per 5 s of the schedule: a lag that builds in one stretch (the machine busy then) or throughout.
+  const windows = [];
+  for (let from = 0; from < count; from += 5 * RATE) {
+    const slice = [];
+    for (let i = from; i < Math.min(count, from + 5 * RATE); i++) {
+      const d = got(i);
+      if (d) slice.push(d.at - sent.askedAt[i]);
+    }
+    windows.push(pct(slice, 99));
+  }
   console.log(` ${latencies.length}/${count} posted`);
   return {
     count,
@@ -729,6 +766,8 @@ async function latency(server, receiver, daemon) {
     afterReturn,
     toStored,
     storedToPost,
+    backToBack,
+    windows,
     cpu,
     callMs,
     rate: ((count - 1) / sent.spanMs) * 1000,
@@ -907,6 +946,7 @@ async function sending(server, folder) {
     });
     if (warm.status !== 200) throw new Error(`warm-up POST answered ${warm.status}: ${await warm.text()}`);
     const r = { http: [], cli: [], plain: [] };
+    const stall0 = { us: cpuStallUs(), at: now() };
     process.stdout.write(
       `(c) sending, ${ROUNDS} round${ROUNDS > 1 ? 's' : ''} of HTTP ${MESSAGES} / wa send ${SENDS} / plain ${MESSAGES}:`,
     );
@@ -920,6 +960,7 @@ async function sending(server, folder) {
       );
     }
     console.log('');
+    r.stall = ((cpuStallUs() - stall0.us) / 1e3 / (now() - stall0.at)) * 100;
     await daemon.stop();
     r.errors = daemon.errors;
     return r;
@@ -1000,9 +1041,10 @@ async function rss(server) {
 }
 
 // ------------------------------------------------------------------------------------------------- main
-const LOAD_AT_START = loadavg()
-  .map((l) => l.toFixed(2))
-  .join(' ');
+const LOAD_AT_START =
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ') + `, CPU pressure avg60 ${psiAvg60()} %`;
 
 async function main() {
   const t0 = Date.now();
@@ -1095,11 +1137,21 @@ async function main() {
       fmt(Math.max(...a.storedToPost), 1),
       '(webhooks: poll → read → sign → POST)',
     );
+    const gap = pct(a.backToBack, 50);
+    row(
+      '  back to back while behind: POST → next POST',
+      fmt(gap, 1),
+      fmt(pct(a.backToBack, 99), 1),
+      fmt(Math.max(...a.backToBack), 1),
+      `${a.backToBack.length} pairs; p50 = ${fmt(1000 / gap, 0)} POSTs/s (the arrivals: ${RATE}/s)`,
+    );
+    console.log(`    p99 in each 5 s of the run: ${a.windows.map((v) => fmt(v, 0)).join(', ')} ms`);
     row('received / sent', `${a.received}/${a.count}`, '', '', a.received === a.count ? 'all' : 'MISSING some');
     console.log(
       `  admin calls in flight at most ${a.maxInFlight}; this process's schedule slipped at most ${fmt(a.slip, 1)} ms; ` +
         `CPU meanwhile: wa serve ${fmt(a.cpu.wa, 0)} %, test server ${fmt(a.cpu.server, 0)} % of a core; ` +
-        `this process's event-loop delay p99 ${fmt(a.cpu.benchLoopP99, 1)} ms, max ${fmt(a.cpu.benchLoopMax, 1)} ms`,
+        `this process's event-loop delay p99 ${fmt(a.cpu.benchLoopP99, 1)} ms, max ${fmt(a.cpu.benchLoopMax, 1)} ms; ` +
+        `CPU pressure (PSI "some": a task waiting for a CPU) ${fmt(a.cpu.stall, 0)} % of the time`,
     );
   }
   if (hooks?.b) {
@@ -1189,7 +1241,9 @@ async function main() {
             )
             .join(';  '),
       );
-    console.log(`  wa serve error lines ${sendR.errors}`);
+    console.log(
+      `  wa serve error lines ${sendR.errors}; CPU pressure (PSI "some") over (c): ${fmt(sendR.stall, 0)} % of the time`,
+    );
   }
   if (rssR) {
     const libPer = (rssR.lib.median - rssR.libZero.median) / SESSIONS;
@@ -1257,7 +1311,7 @@ async function main() {
   console.log(
     `\nload average at the end: ${loadavg()
       .map((l) => l.toFixed(2))
-      .join(' ')} (at the start: ${LOAD_AT_START})` +
+      .join(' ')}, CPU pressure avg60 ${psiAvg60()} % (at the start: ${LOAD_AT_START})` +
       (benchUnhandled ? `; ${benchUnhandled} unhandled rejections while pairing (ignored)` : ''),
   );
   console.log(`total ${fmt((Date.now() - t0) / 1000, 1)} s`);
