@@ -5,8 +5,9 @@
 //       `wa serve` holds, with WA_WEBHOOK_URL pointing at a node:http receiver in this process (answers
 //       204, checks every X-Wa-Signature). Latency of a message = the receiver got the POST carrying its
 //       text (a sequence number) − the moment this process asked the phone to send it (the admin call's
-//       start). p50/p99/max, received vs sent; the admin call's own duration and the part after it returned
-//       are shown beside it (the call encrypts two copies in the server process before routing them).
+//       start). p50/p99/max, received vs sent; beside it the admin call's own duration (it encrypts two
+//       copies in the server process before routing them), the split at the event's `at` (stored, then
+//       posted), the webhook's back-to-back POST rate while behind, and how contended the CPUs were (PSI).
 //   (b) backlog drain: the receiver answers 503 for OUTAGE s while messages arrive at OUT_RATE/s, then 204
 //       again. The backlog (events not yet delivered at the recovery), recovery → first successful POST
 //       (bounded by the full-jitter backoff the failing event is in, README "Webhooks": a random delay below
@@ -20,8 +21,9 @@
 //       open socket until every server ack is in (as bench/messages.js (b)).
 //   (d) RSS per session of `startSessions()` (a child process running startSessions({ db, wsUrl }) from
 //       dist/index.js) vs `wa serve`, R sessions on one database, one program at a time (leases: README
-//       "One owner per session"): (VmRSS with R open after a settle − VmRSS of the same program with 0
-//       sessions) / R.
+//       "One owner per session"): (VmRSS with R open after a settle and a forced full GC − the same for the
+//       same program with 0 sessions) / R; the V8 heap used per session and the figure without the forced
+//       GC beside it (GC_PRELOAD below says why).
 //
 // One contact (a `--known` number of the test server: a simulated phone with no linked devices) sends
 // every inbound message and receives every outbound one. Every session had one connection past Baileys'
@@ -696,6 +698,12 @@ async function webhooks(server) {
     await daemon.stop();
     checks.errors = daemon.errors;
     checks.warnings = daemon.warnings;
+    // Why attempts failed, as wa logged them: the 503s of (b), and anything else (a refused or reset
+    // connection, a timeout) that never reached the receiver.
+    checks.failures = new Map();
+    for (const l of daemon.interesting)
+      if (l.msg === 'webhook delivery failed; retrying')
+        checks.failures.set(l.error, (checks.failures.get(l.error) ?? 0) + 1);
     return { a, b, checks };
   } finally {
     receiver.close();
@@ -1192,7 +1200,8 @@ async function main() {
       `  checks over (a)+(b): ${ok ? 'ok' : 'FAILED'} — ${c.posts} successful POSTs, out of cursor order ${c.outOfOrder}, ` +
         `duplicates ${c.duplicates}; stored events of the session ${c.stored}, never delivered ${c.missing}; ` +
         `bad signatures ${c.badSignatures}; wa serve error lines ${c.errors}` +
-        [...c.warnings].map(([m, n]) => `; warn ${n}× ${m}`).join(''),
+        [...c.warnings].map(([m, n]) => `; warn ${n}× ${m}`).join('') +
+        (c.failures.size ? ` (${[...c.failures].map(([e, n]) => `${n}× ${e}`).join(', ')})` : ''),
     );
   }
   if (sendR) {
