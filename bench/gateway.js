@@ -1297,15 +1297,18 @@ async function main() {
   console.log(
     `  (a) the webhook poll: one lastCursor() every ${DEFAULT_TIMING.webhookPollMs} ms (README "Webhooks", "Cost"), so ~${DEFAULT_TIMING.webhookPollMs / 2} ms on average\n` +
       `      before a stored event is seen; then one read, one POST and one position write per event, in order.\n` +
-      `      Each inbound message costs wa serve three SQLite transactions on its main thread (synchronous=FULL: the\n` +
-      `      Signal session's key write, the message and its event, the webhook position; a --cpu-prof run showed them as\n` +
-      `      most of its busy time), and the POSTs are serial per session: when the machine is contended and those\n` +
-      `      slow down, the webhook falls behind a ${RATE}/s stream and the lag grows for the rest of the run (a queue).`,
+      `      The POSTs are serial per session (README "Webhooks", "Order"): the next one starts after the answer and\n` +
+      `      the position write, so the webhook's rate is 1 / (round trip + write) — the back-to-back row, a few hundred\n` +
+      `      a second while wa serve and the receiver both get a CPU at once. Each inbound message also costs wa serve\n` +
+      `      three SQLite transactions on its main thread (synchronous=FULL: the Signal session's key write, the message\n` +
+      `      and its event, the webhook position: about half its busy time in a --cpu-prof run). On a contended machine\n` +
+      `      (high PSI) every round trip waits for two processes to be scheduled, the rate falls below a ${RATE}/s stream,\n` +
+      `      and the lag grows as a queue until the contention passes (the p99-per-5-s line).`,
   );
   console.log(
     `  (b) full jitter: after the n-th failure the next attempt waits uniformly below min(${DEFAULT_TIMING.webhookCapMs / 60_000} min, ` +
       `${DEFAULT_TIMING.webhookBaseMs / 1000} s × 2^(n−1)); an outage of T s\n` +
-      `      sees about log2(T) attempts, and the attempt after the recovery can be up to that last ceiling away (0 s at best).\n` +
+      `      sees about log2(T) + 1 attempts, and the attempt after the recovery can be up to that last ceiling away (0 s at best).\n` +
       `      Then the backlog goes one POST at a time (README "Webhooks", "Order"): the drain rate is 1 / (POST + position write).`,
   );
   console.log(
