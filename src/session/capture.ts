@@ -21,12 +21,13 @@
  * lines carry counts and ids, never message content.
  *
  * Live messages come one upsert each (one per stanza, Socket/messages-recv.js upsertMessage), and each
- * write is a transaction with its own fsync. Messages that arrive while earlier writes are still queued are
- * stored together, in one transaction (a Batch): a session that is keeping up writes each message at once,
- * one that fell behind (a burst, a slow disk) catches up with one commit for the whole queue instead of
- * one per message (bench:messages (c)). The batch closes when its write starts, so nothing waits longer
- * than the writes before it; an undecryptable stub or a connection event closes it too, keeping the
- * log in arrival order.
+ * write is a transaction with its own fsync. Messages that arrive while earlier writes are still queued
+ * (one retrying after an error, one waiting for a lock another process holds) are stored together, in one
+ * transaction (a Batch), so a session that fell behind catches up with one commit instead of one per
+ * message. A batch closes when its write starts and its write starts as soon as the writes before it are
+ * done: nothing is held back to gather more, so the window between Baileys' delivery receipt and the
+ * commit (README "Receiving messages", the one gap) is never widened on purpose. An undecryptable stub or
+ * a connection event closes the batch too, keeping the log in arrival order.
  *
  * Message writes are not lease-fenced: a message is only ever added (deduplicated by its key), so a
  * deposed owner storing one more copy harms nothing, while refusing it could lose the only copy.
@@ -293,9 +294,7 @@ export class MessageCapture {
     }
     const batch: Batch = { replay, messages: [...messages] };
     void this.enqueue(async () => {
-      // Its turn: one macrotask more, so that the upserts of stanzas already read join it, then it closes.
-      await new Promise((resolve) => setImmediate(resolve));
-      if (this.open === batch) this.open = undefined;
+      if (this.open === batch) this.open = undefined; // its turn: what it holds now is what it writes
       const count = await this.withRetry(
         () => this.store.storeIncoming(this.sessionId, batch.messages, { replay }),
         batch.messages.map((m) => m.id),
