@@ -3,6 +3,7 @@ import { parseRecipient, type Recipient } from '../recipient.js';
 import type { Baileys } from '../session/baileys.js';
 import { closedPatch, untilClosed, untilOpenOrClosed, type SessionSocket } from '../session/connection.js';
 import { newOwner, SessionLease } from '../session/lease.js';
+import { newMessageId } from '../session/message-id.js';
 import { NOT_ON_WHATSAPP } from '../session/outbox.js';
 import { SessionAuth } from '../session/session-auth.js';
 import { unlockValues } from '../store/sealed.js';
@@ -19,6 +20,12 @@ export interface SendOptions {
   timeoutMs: number;
 }
 
+/**
+ * How often `wa send` reads its message's row while it waits: a read by primary key, cheap enough for a
+ * command that lives a second, and it shortens every send by half an interval on average.
+ */
+const SEND_POLL_MS = 25;
+const sendPoll = (signal: AbortSignal): Promise<void> => abortableSleep(SEND_POLL_MS, signal);
 /**
  * How long a direct send stays connected once its message reached the wait state: a recipient's retry
  * receipt (a new Signal session after a reinstall, say) is answered from the outbox only while connected.
@@ -69,8 +76,8 @@ export async function send(
     if (ctx.signal.aborted) onSignal();
     const timer = setTimeout(() => halt('timeout'), options.timeoutMs);
     try {
-      const baileys = await import('../session/baileys.js');
-      const lib = await baileys.loadBaileys();
+      // The lease first, Baileys only if this process sends: handing the message to a live owner needs
+      // neither Baileys nor its self-test (src/session/message-id.ts makes the id).
       const { leaseTtlMs: ttlMs, leaseRenewMs: renewMs } = ctx.config.timing;
       const lease = new SessionLease(store, id, newOwner('send', ctx.host, ctx.pid), { ttlMs, renewMs });
       try {
@@ -79,7 +86,7 @@ export async function send(
         if (!(error instanceof WaError) || error.code !== 'E_BUSY') throw error;
         // A live owner sends it: queue the message for it and watch the row.
         const { message } = await store.enqueueMessage(id, {
-          id: lib.generateMessageIDV2(session.jid ?? undefined),
+          id: newMessageId(session.jid),
           to: recipient.jid,
           text: body,
           key: options.key,
@@ -87,12 +94,14 @@ export async function send(
         return await finish(
           ctx,
           store,
-          await waitForMessage(store, message, options.wait, stop.signal),
+          await waitForMessage(store, message, options.wait, stop.signal, sendPoll),
           options,
           () => reason,
         );
       }
       try {
+        const baileys = await import('../session/baileys.js');
+        const lib = await baileys.loadBaileys();
         const message = await direct(ctx, store, lib, baileys, id, recipient, body, options, lease, stop, halt);
         return await finish(ctx, store, message, options, () => reason);
       } finally {
@@ -157,14 +166,20 @@ async function direct(
       jid = found.jid;
     }
     const { message } = await store.enqueueMessage(id, {
-      id: lib.generateMessageIDV2(auth.state.creds.me?.id),
+      id: newMessageId(auth.state.creds.me?.id),
       to: jid,
       text: body,
       key: options.key,
     });
     enqueued = message;
     // This socket's OutboxSender claims it (after any message queued before it) within OUTBOX_POLL_MS.
-    const final = await waitForMessage(store, message, options.wait === 'queued' ? 'sent' : options.wait, stop.signal);
+    const final = await waitForMessage(
+      store,
+      message,
+      options.wait === 'queued' ? 'sent' : options.wait,
+      stop.signal,
+      sendPoll,
+    );
     if (reached(final, 'sent') && !stop.signal.aborted) await abortableSleep(RETRY_LINGER_MS, stop.signal);
     return final;
   } finally {

@@ -10,6 +10,7 @@ import { systemClock, type Clock } from '../clock.js';
 import type { Timing, WebhookConfig } from '../config.js';
 import { baileysSocketFactory, type Baileys, type BaileysSocketFactory } from '../session/baileys.js';
 import { holderIsGone, type LeaseOwner } from '../session/lease.js';
+import { newMessageId } from '../session/message-id.js';
 import type { SessionStore } from '../store/types.js';
 import { MessageDesk } from './message-desk.js';
 import { Metrics } from './metrics.js';
@@ -94,7 +95,7 @@ export class SessionManager {
     this.desk = new MessageDesk({
       store: options.store,
       socket: (id) => this.supervisor.socket(id),
-      newMessageId: (me) => baileys.generateMessageIDV2(me),
+      newMessageId: (me) => newMessageId(me),
       tools: baileys,
     });
   }
