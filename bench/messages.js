@@ -973,11 +973,15 @@ async function main() {
   console.log('');
   console.log('what limits the figures');
   console.log(
-    `  (a) spawn → queued is wa send's own start-up: node, importing Baileys and self-testing wa's identity checks\n` +
-      `      (src/session/baileys.ts loadBaileys, ~0.3 s + ~0.17 s here), done before it knows an owner exists, though\n` +
-      `      the delegated path never opens a socket. Then the owner's idle outbox poll (${OUTBOX_POLL_MS} ms: ~${OUTBOX_POLL_MS / 2} ms on\n` +
-      `      average) and the send itself; wa send polls its row every 100 ms (spawn → exit). The plain script pays\n` +
-      `      the same import, but its connect and login cost ~0.1 s on loopback (a real WhatsApp login is seconds).`,
+    `  (a) spawn → queued is wa send's own start-up: node, the CLI, opening the database and the lease check (a
+` +
+      `      delegated send loads no Baileys: src/session/message-id.ts makes the id; a direct one imports Baileys and
+` +
+      `      self-tests wa's identity checks, ~0.5 s). Then the owner's idle outbox poll on SQLite (${OUTBOX_POLL_MS} ms: ~${OUTBOX_POLL_MS / 2} ms
+` +
+      `      on average; PostgreSQL wakes it by NOTIFY) and the send itself; wa send reads its row every 25 ms. The plain
+` +
+      `      script imports Baileys too, but its connect and login cost ~0.1 s on loopback (a real WhatsApp login is seconds).`,
   );
   console.log(
     `  (b) wa sends one message at a time per session and waits for its ack before claiming the next (at most one\n` +
