@@ -998,8 +998,9 @@ async function main() {
       `      (lib/Utils/message-retry-manager.js), with a timer each; and every socket adds an AsyncLocalStorage\n` +
       `      (lib/Utils/auth-utils.js addTransactionCapability, never disabled) whose slot every later timer and\n` +
       `      promise of the process carries: with ${SESSIONS} sockets a cached message's timer costs kilobytes, and every\n` +
-      `      reconnect adds a slot. Pushed at full speed (--rss-rate 0) the backlog holds the event loop for seconds\n` +
-      `      at a time, lease renewals starve, and wa serve closes its sessions (the reconnect count above).`,
+      `      reconnect adds a slot. Once wa serve falls behind (--rss-rate 0, or the default rate on a loaded machine)\n` +
+      `      Baileys works through each socket's backlog without yielding, the event loop is held for seconds, lease\n` +
+      `      renewals starve and wa serve closes its sessions (the reconnect count above), each reconnect a new slot.`,
   );
   console.log(
     `\nload average at the end: ${loadavg()
