@@ -39,7 +39,7 @@
 //        (or: npm run build && node bench/gateway.js …)
 
 import { pairDevice } from '../test/support/pair-device.js';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -49,7 +49,18 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { benchRun, eachLine, median, PROJECT, WA, waEnv as waEnvFor } from './harness.js';
+import {
+  benchRun,
+  cpuSeconds,
+  eachLine,
+  median,
+  PROJECT,
+  rssKb,
+  runProcess,
+  startServer as startServerProcess,
+  WA,
+  waEnv as waEnvFor,
+} from './harness.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -119,53 +130,7 @@ process.on('unhandledRejection', () => benchUnhandled++);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const now = () => performance.now();
 
-/**
- * The test server in its own process, as bench/harness.js startServer does, plus `--known CONTACT` so the
- * contact is an account with a simulated phone and no linked devices. (Copied from bench/messages.js;
- * to be factored into harness.js.)
- */
-async function startServer() {
-  const cli = join(PROJECT, 'test', 'wa-server', 'cli.js');
-  const child = RUN.track(
-    spawn(process.execPath, [cli, '--port', '0', '--admin-port', '0', '--known', CONTACT, '--exit-on-stdin-close'], {
-      cwd: PROJECT,
-      env: BASE_ENV,
-      stdio: ['pipe', 'pipe', 'ignore'], // stderr: libsignal's "Closing session" noise
-    }),
-  );
-  const info = await new Promise((resolve, reject) => {
-    eachLine(child.stdout, (line) => resolve(JSON.parse(line)));
-    child.on('exit', (code) => reject(new Error(`test server exited with ${code}`)));
-  });
-  const call = async (method, route, body) => {
-    const response = await fetch(`${info.adminUrl}${route}`, {
-      method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await response.text();
-    if (!response.ok) throw new Error(`admin ${method} ${route}: ${response.status} ${text}`);
-    return text ? JSON.parse(text) : undefined;
-  };
-  return {
-    child,
-    pid: child.pid,
-    url: info.url,
-    rootPublicKey: info.rootPublicKey,
-    get: (route) => call('GET', route),
-    post: (route, body = {}) => call('POST', route, body),
-  };
-}
-
 const waEnv = (server, db, extra = {}) => ({ ...waEnvFor(BASE_ENV, server, db), ...extra });
-
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-/** utime+stime of the process, in seconds. (Copied from bench/serve.js.) */
-function cpuSeconds(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields[0] is field 3 (state)
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // fields 14 (utime) and 15 (stime)
-}
 
 /**
  * CPU pressure (Linux PSI, /proc/pressure/cpu "some"): the total time in µs some runnable task waited for a
@@ -186,32 +151,6 @@ const psiAvg60 = () => {
     return '?';
   }
 };
-
-function rssKb(pid) {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1]);
-}
-
-/**
- * Spawns a process and resolves when it exits: its code, output, and wall-clock start and exit (ms).
- * (Copied from bench/messages.js.)
- */
-function runProcess(args, env, onLine) {
-  return new Promise((resolve, reject) => {
-    let stdout = '';
-    let stderr = '';
-    const startedAt = Date.now();
-    // stdin a pipe left open: the plain script exits when it closes (it dies with the benchmark).
-    const child = RUN.track(spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] }));
-    eachLine(child.stdout, (line) => {
-      stdout += line + '\n';
-      onLine?.(line, Date.now());
-    });
-    child.stderr.setEncoding('utf8').on('data', (c) => (stderr += c));
-    child.on('error', reject);
-    child.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr, startedAt, exitedAt: Date.now() }));
-  });
-}
 
 /**
  * A long-running process (`wa serve`, the library bot) whose JSON lines are kept in a log file. (Copied
@@ -917,7 +856,7 @@ async function waSends(server) {
   const walls = [];
   const t0 = Date.now();
   for (let i = 0; i < SENDS; i++) {
-    const res = await runProcess([WA, 'send', '--json', 'a', `+${CONTACT}`, `cli ${i}`], waEnv(server, DB));
+    const res = await runProcess(RUN, [WA, 'send', '--json', 'a', `+${CONTACT}`, `cli ${i}`], waEnv(server, DB));
     if (res.code !== 0) throw new Error(`wa send exited ${res.code}: ${res.stderr}`);
     walls.push(res.exitedAt - res.startedAt);
   }
@@ -928,6 +867,7 @@ async function waSends(server) {
 async function plainSend(server, folder) {
   let result;
   const res = await runProcess(
+    RUN,
     [PLAIN_SCRIPT],
     plainEnv(server, folder, { TO: CONTACT_JID, COUNT: String(MESSAGES) }),
     (line) => {
@@ -1073,7 +1013,7 @@ async function main() {
       `cap ${DEFAULT_TIMING.webhookCapMs / 1000} s, request timeout ${DEFAULT_TIMING.webhookTimeoutMs / 1000} s; outbox poll ${OUTBOX_POLL_MS} ms`,
   );
 
-  const server = await startServer();
+  const server = await startServerProcess(RUN, { known: [CONTACT], quiet: true });
   console.log(`test server: pid ${server.pid}, ${server.url}, contact ${CONTACT} (a simulated phone)`);
 
   let hooks;
@@ -1088,7 +1028,7 @@ async function main() {
     ]);
     process.stdout.write(`paired a (wa) and p (plain) in ${fmt((Date.now() - tp) / 1000, 1)} s; first connections…`);
     await warmUp(server, DB, ['a', 'p'], 'serve-warm-up');
-    const exported = await runProcess([WA, 'export', 'p', folder], { ...BASE_ENV, WA_DB: DB });
+    const exported = await runProcess(RUN, [WA, 'export', 'p', folder], { ...BASE_ENV, WA_DB: DB });
     if (exported.code !== 0) throw new Error(`wa export p exited ${exported.code}: ${exported.stderr}`);
     console.log(' done; p exported');
     if (ONLY.has('a') || ONLY.has('b')) hooks = await webhooks(server);
@@ -1313,7 +1253,7 @@ async function main() {
   );
   console.log(
     `  (c) the outbox sends one message at a time per session and waits for its ack before the next (README "Sending\n` +
-      `      messages"); the plain loop pipelines every write. wa send adds a node start and Baileys' import per message.`,
+      `      messages"); the plain loop pipelines every write. wa send adds a process start per message (handed to the owner, it loads no Baileys).`,
   );
   console.log(
     `  (d) both run the same session manager (src/daemon/session-manager.ts); RSS after a full GC still swings by a few MB\n` +

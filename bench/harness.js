@@ -1,8 +1,8 @@
 // What the process-level benchmarks (bench:connect, bench:serve) share: a temp folder and every child
 // process cleaned up on exit, failure or Ctrl-C; the loopback test server in a process of its own, driven
 // through its admin API; the environment that points a spawned `wa` at that server.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -65,13 +65,19 @@ export function eachLine(stream, onLine) {
   });
 }
 
-/** Starts test/wa-server/cli.js in its own process (so its CPU is not counted against what is measured). */
-export async function startServer({ track, baseEnv }) {
+/**
+ * Starts test/wa-server/cli.js in its own process (so its CPU is not counted against what is measured).
+ * `known`: numbers that are accounts with a simulated phone and no linked device (`--known`), the contact
+ * the messaging benchmarks send to and from; `quiet` drops the server's stderr (libsignal's "Closing
+ * session" lines under message load).
+ */
+export async function startServer({ track, baseEnv }, { known = [], quiet = false } = {}) {
+  const args = [SERVER_CLI, '--port', '0', '--admin-port', '0', ...known.flatMap((n) => ['--known', n])];
   const child = track(
-    spawn(process.execPath, [SERVER_CLI, '--port', '0', '--admin-port', '0', '--exit-on-stdin-close'], {
+    spawn(process.execPath, [...args, '--exit-on-stdin-close'], {
       cwd: PROJECT,
       env: baseEnv,
-      stdio: ['pipe', 'pipe', 'inherit'],
+      stdio: ['pipe', 'pipe', quiet ? 'ignore' : 'inherit'],
     }),
   );
   const info = await new Promise((resolve, reject) => {
@@ -112,4 +118,40 @@ export function median(values) {
   const s = [...values].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** VmRSS of a process, in kB (Linux /proc). */
+export function rssKb(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1]);
+}
+
+export const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** utime+stime of the process, in seconds. */
+export function cpuSeconds(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields[0] is field 3 (state)
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // fields 14 (utime) and 15 (stime)
+}
+
+/**
+ * Spawns node with `args` in `run`'s folder (tracked, so it dies with the benchmark) and resolves when it
+ * exits: its code, output, and wall-clock start and exit (ms). `onLine` sees each stdout line as it comes.
+ */
+export function runProcess(run, args, env, onLine) {
+  return new Promise((resolve, reject) => {
+    let stdout = '';
+    let stderr = '';
+    const startedAt = Date.now();
+    // stdin a pipe left open: the plain script exits when it closes (it dies with the benchmark).
+    const child = run.track(spawn(process.execPath, args, { cwd: run.root, env, stdio: ['pipe', 'pipe', 'pipe'] }));
+    eachLine(child.stdout, (line) => {
+      stdout += line + '\n';
+      onLine?.(line, Date.now());
+    });
+    child.stderr.setEncoding('utf8').on('data', (c) => (stderr += c));
+    child.on('error', reject);
+    child.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr, startedAt, exitedAt: Date.now() }));
+  });
 }

@@ -34,7 +34,17 @@ import { createRequire } from 'node:module';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { benchRun, eachLine, median, PROJECT, WA, waEnv as waEnvFor } from './harness.js';
+import {
+  benchRun,
+  eachLine,
+  median,
+  PROJECT,
+  rssKb,
+  runProcess,
+  startServer as startServerProcess,
+  WA,
+  waEnv as waEnvFor,
+} from './harness.js';
 
 const { values: opts } = parseArgs({
   allowNegative: true,
@@ -111,67 +121,7 @@ process.on('unhandledRejection', () => benchUnhandled++);
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/**
- * The test server in its own process, as bench/harness.js startServer does, plus `--known CONTACT` so the
- * contact is an account with a simulated phone and no linked devices.
- */
-async function startServer() {
-  const cli = join(PROJECT, 'test', 'wa-server', 'cli.js');
-  const child = RUN.track(
-    spawn(process.execPath, [cli, '--port', '0', '--admin-port', '0', '--known', CONTACT, '--exit-on-stdin-close'], {
-      cwd: PROJECT,
-      env: BASE_ENV,
-      stdio: ['pipe', 'pipe', 'ignore'], // stderr: libsignal's "Closing session" noise
-    }),
-  );
-  const info = await new Promise((resolve, reject) => {
-    eachLine(child.stdout, (line) => resolve(JSON.parse(line)));
-    child.on('exit', (code) => reject(new Error(`test server exited with ${code}`)));
-  });
-  const call = async (method, route, body) => {
-    const response = await fetch(`${info.adminUrl}${route}`, {
-      method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await response.text();
-    if (!response.ok) throw new Error(`admin ${method} ${route}: ${response.status} ${text}`);
-    return text ? JSON.parse(text) : undefined;
-  };
-  return {
-    child,
-    pid: child.pid,
-    url: info.url,
-    rootPublicKey: info.rootPublicKey,
-    get: (route) => call('GET', route),
-    post: (route, body = {}) => call('POST', route, body),
-  };
-}
-
 const waEnv = (server, db) => waEnvFor(BASE_ENV, server, db);
-
-function rssKb(pid) {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1]);
-}
-
-/** Spawns a process and resolves when it exits: its code, output, and wall-clock start and exit (ms). */
-function runProcess(args, env, onLine) {
-  return new Promise((resolve, reject) => {
-    let stdout = '';
-    let stderr = '';
-    const startedAt = Date.now();
-    // stdin a pipe left open: the plain script exits when it closes (it dies with the benchmark).
-    const child = RUN.track(spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] }));
-    eachLine(child.stdout, (line) => {
-      stdout += line + '\n';
-      onLine?.(line, Date.now());
-    });
-    child.stderr.setEncoding('utf8').on('data', (c) => (stderr += c));
-    child.on('error', reject);
-    child.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr, startedAt, exitedAt: Date.now() }));
-  });
-}
 
 /** A long-running process (`wa serve`, the listening script) whose JSON lines are kept in a log file. */
 class Daemon {
@@ -508,7 +458,7 @@ async function push(server, numbers, count, label, perSecond = Infinity) {
 // ------------------------------------------------------------------------------------------- measurements
 /** (a): one `wa send` to the contact with the default --wait sent; its times relative to the spawn. */
 async function timedWaSend(server, text) {
-  const res = await runProcess([WA, 'send', '--json', 'a', `+${CONTACT}`, text], waEnv(server, DB));
+  const res = await runProcess(RUN, [WA, 'send', '--json', 'a', `+${CONTACT}`, text], waEnv(server, DB));
   if (res.code !== 0) throw new Error(`wa send exited ${res.code}: ${res.stderr}`);
   const { id } = JSON.parse(res.stdout.trim().split('\n').at(-1));
   const times = await statusTimes('a', id);
@@ -526,6 +476,7 @@ async function timedWaSend(server, text) {
 async function timedPlainSend(server, folder) {
   let ackedAt;
   const res = await runProcess(
+    RUN,
     [PLAIN_SCRIPT],
     plainEnv(server, folder, { MODE: 'send-one', TO: CONTACT_JID }),
     (line, at) => {
@@ -623,6 +574,7 @@ async function waOutbound(server, round) {
 async function plainOutbound(server, folder) {
   let result;
   const res = await runProcess(
+    RUN,
     [PLAIN_SCRIPT],
     plainEnv(server, folder, { MODE: 'send-many', TO: CONTACT_JID, COUNT: String(OUTBOUND) }),
     (line) => {
@@ -780,7 +732,7 @@ async function main() {
       `(b)(c) ${ROUNDS} rounds, (d) ${SESSIONS} sessions, ${RSS_ROUNDS} × ${RSS_MESSAGES} messages at ${RSS_RATE > 0 ? `≤ ${RSS_RATE}/s` : 'full speed'}, settle ${SETTLE_S} s; only ${[...ONLY].join(',')}`,
   );
 
-  const server = await startServer();
+  const server = await startServerProcess(RUN, { known: [CONTACT], quiet: true });
   console.log(`test server: pid ${server.pid}, ${server.url}, contact ${CONTACT} (a simulated phone)`);
 
   let latencyR;
@@ -806,7 +758,7 @@ async function main() {
       );
     await sleep(1000);
     await warm.stop();
-    const exported = await runProcess([WA, 'export', 'p', folder], { ...BASE_ENV, WA_DB: DB });
+    const exported = await runProcess(RUN, [WA, 'export', 'p', folder], { ...BASE_ENV, WA_DB: DB });
     if (exported.code !== 0) throw new Error(`wa export p exited ${exported.code}: ${exported.stderr}`);
     const creds = JSON.parse(readFileSync(join(folder, 'creds.json'), 'utf8'));
     console.log(` done; p exported (accountSyncCounter ${creds.accountSyncCounter})`);

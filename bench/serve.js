@@ -21,7 +21,7 @@
 //        [--down-ms MS] [--pair-concurrency K] [--keep]      (or: npm run build && node bench/serve.js …)
 
 import { pairDevice } from '../test/support/pair-device.js';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -29,9 +29,12 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   benchRun,
+  CLK_TCK,
+  cpuSeconds,
   eachLine,
   median,
   PROJECT,
+  rssKb,
   startServer as startTestServerProcess,
   WA,
   waEnv as waEnvFor,
@@ -65,8 +68,6 @@ const WA_CONNECTS_PER_SECOND = 5; // DEFAULT_TIMING.connectsPerSecond in src/con
 // Generous: the worst case is the pacing never ramping (a failing server), at the start rate.
 const OPEN_TIMEOUT_MS = Math.max(120_000, (N / WA_CONNECTS_PER_SECOND) * 4000);
 
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-
 // ------------------------------------------------------------------------------- processes and cleanup
 const RUN = benchRun('wa-bench-serve-', { keep: opts.keep });
 const ROOT = RUN.root;
@@ -79,18 +80,6 @@ process.on('unhandledRejection', () => benchUnhandled++);
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const now = () => performance.now();
-
-// ------------------------------------------------------------------------------------------ /proc reads
-function rssKb(pid) {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1]);
-}
-/** utime+stime of the process, in seconds. */
-function cpuSeconds(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields[0] is field 3 (state)
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // fields 14 (utime) and 15 (stime)
-}
 
 // --------------------------------------------------------------------------------------- the test server
 const startServer = () => startTestServerProcess(RUN);
