@@ -5,7 +5,7 @@
  * `--follow` then waits for new events until Ctrl-C (src/session/event-feed.ts).
  */
 import { usageError } from '../errors.js';
-import { EVENT_PAGE, eventFeed, toJson } from '../session/event-feed.js';
+import { EVENT_PAGE, eventFeed, eventJson } from '../session/event-feed.js';
 import type { StoredEvent } from '../store/types.js';
 import { printable } from '../terminal/log-format.js';
 import { requireSession } from '../session/registry.js';
@@ -38,7 +38,7 @@ export async function listen(ctx: Context, ids: string[], options: ListenOptions
       signal: ctx.signal,
       pageSize: Math.min(EVENT_PAGE, left),
     })) {
-      if (ctx.out.json) ctx.out.data(toJson(event));
+      if (ctx.out.json) ctx.out.data(eventJson(event));
       else ctx.out.result(describeEvent(event));
       if (--left <= 0) return;
     }

@@ -1,3 +1,4 @@
+import { sleep } from '../clock.js';
 import { ExitCode, usageError, WaError } from '../errors.js';
 import { parseRecipient, type Recipient } from '../recipient.js';
 import type { Baileys } from '../session/baileys.js';
@@ -7,7 +8,7 @@ import { newMessageId } from '../session/message-id.js';
 import { NOT_ON_WHATSAPP } from '../session/outbox.js';
 import { SessionAuth } from '../session/session-auth.js';
 import { unlockValues } from '../store/sealed.js';
-import { abortableSleep, reached, waitForMessage, type WaitState } from '../session/message-wait.js';
+import { reached, waitForMessage, type WaitState } from '../session/message-wait.js';
 import type { OutgoingMessage, SessionStore } from '../store/types.js';
 import { requireSession } from '../session/registry.js';
 import type { Context } from './context.js';
@@ -25,7 +26,7 @@ export interface SendOptions {
  * command that lives a second, and it shortens every send by half an interval on average.
  */
 const SEND_POLL_MS = 25;
-const sendPoll = (signal: AbortSignal): Promise<void> => abortableSleep(SEND_POLL_MS, signal);
+const sendPoll = (signal: AbortSignal): Promise<void> => sleep(SEND_POLL_MS, signal);
 /**
  * How long a direct send stays connected once its message reached the wait state: a recipient's retry
  * receipt (a new Signal session after a reinstall, say) is answered from the outbox only while connected.
@@ -180,7 +181,7 @@ async function direct(
       stop.signal,
       sendPoll,
     );
-    if (reached(final, 'sent') && !stop.signal.aborted) await abortableSleep(RETRY_LINGER_MS, stop.signal);
+    if (reached(final, 'sent') && !stop.signal.aborted) await sleep(RETRY_LINGER_MS, stop.signal);
     return final;
   } finally {
     // A message still queued is cancelled before the socket closes (its sender could claim it otherwise);

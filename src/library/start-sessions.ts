@@ -27,7 +27,7 @@ import type { SessionManager } from '../daemon/session-manager.js';
 import type { WaitingSession } from '../daemon/supervisor.js';
 import { ExitCode, usageError, WaError } from '../errors.js';
 import { assertSessionId } from '../session-id.js';
-import { CURSOR_PATTERN, eventFeed, toJson, type EventJson } from '../session/event-feed.js';
+import { CURSOR_PATTERN, eventFeed, eventJson, type EventJson } from '../session/event-feed.js';
 import { newOwner, type LeaseOwner } from '../session/lease.js';
 import { WAIT_STATES, type WaitState } from '../session/message-wait.js';
 import { sessionView, type SessionView } from '../session/session-view.js';
@@ -372,7 +372,7 @@ class RunningSessions implements WaSessions {
           follow: options.follow ?? true,
           signal: closing.signal,
         })) {
-          yield toJson(event);
+          yield eventJson(event);
         }
       } catch (error) {
         // close() may close the store under a read in flight: the iterator simply ends, as close() promises.

@@ -29,7 +29,7 @@ export interface EventFeedOptions {
 }
 
 /** An event as programs get it: see src/store/message-rows.ts. */
-export { eventJson, eventJson as toJson, type EventJson } from '../store/message-rows.js';
+export { eventJson, type EventJson } from '../store/message-rows.js';
 
 /** The events after `since`, oldest first; with `follow`, then every new one as it is stored, until `signal`. */
 export async function* eventFeed(store: SessionStore, options: EventFeedOptions = {}): AsyncGenerator<StoredEvent> {

@@ -4,6 +4,7 @@
  * for, becomes final, or the caller gives up. The row is the truth wherever the owner runs (this process
  * or a daemon on another host of the same database), so it is polled rather than signalled.
  */
+import { sleep } from '../clock.js';
 import type { OutgoingMessage, OutgoingStatus, SessionStore } from '../store/types.js';
 
 /** What a caller can wait for: accepted (`queued`), WhatsApp's ack (`sent`), or the recipient's device (`delivered`). */
@@ -40,7 +41,7 @@ export async function waitForMessage(
   message: OutgoingMessage,
   wait: WaitState,
   signal: AbortSignal,
-  wake: (signal: AbortSignal) => Promise<unknown> = (s) => abortableSleep(MESSAGE_POLL_MS, s),
+  wake: (signal: AbortSignal) => Promise<unknown> = (s) => sleep(MESSAGE_POLL_MS, s),
 ): Promise<OutgoingMessage> {
   let current = message;
   while (!reached(current, wait) && !FINAL_STATUSES.has(current.status) && !signal.aborted) {
@@ -48,18 +49,4 @@ export async function waitForMessage(
     current = (await store.getOutgoing(current.session, current.id)) ?? current;
   }
   return current;
-}
-
-/** Resolves after `ms`, or at once when `signal` fires (never rejects). */
-export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
